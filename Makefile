@@ -1,0 +1,65 @@
+# agent-exporter: `make demo` shows the product end to end on loopback; `make test` installs what
+# the tests need (Debian packages, a project virtual environment), then lint, type check and tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+# A real interpreter, not a version-manager shim: the venv is made from it and used for everything.
+PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null | head -n1)
+PY := $(VENV)/bin/python
+APT_PACKAGES := prometheus prometheus-node-exporter curl openssl util-linux systemd
+BENCH_APT_PACKAGES := hyperfine
+STAMP_APT := $(VENV)/.apt-stamp
+STAMP_PIP := $(VENV)/.pip-stamp
+
+.PHONY: help venv deps lint typecheck unit test demo bench clean
+
+help:
+	@echo "make demo   - a demo fleet of agents under a real systemd user manager, one write, the status table"
+	@echo "make test   - install test dependencies, then ruff, mypy --strict and pytest (unit + integration)"
+	@echo "make bench  - the writer's whole-process cost against the floor (benchmarks/RESULTS.md)"
+
+# Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
+$(STAMP_APT):
+	@missing=""; for p in $(APT_PACKAGES) python3-venv; do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root or: sudo apt-get install$$missing)" >&2; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(PY): | $(STAMP_APT)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP_PIP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP_APT) $(STAMP_PIP)
+deps: venv
+
+lint: deps
+	$(VENV)/bin/ruff check textfile_writer tests benchmarks
+
+typecheck: deps
+	$(VENV)/bin/mypy
+
+unit: deps
+	$(VENV)/bin/pytest -q tests/unit
+
+test: lint typecheck
+	$(VENV)/bin/pytest -q
+
+demo: deps
+	$(PY) -m textfile_writer.demo
+
+bench: deps
+	@for p in $(BENCH_APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
+	$(PY) benchmarks/bench_writer.py --output benchmarks/RESULTS.md
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,26 @@
+"""Fixtures for every test: a process list stopped by PID at the end of each test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from procs import Processes  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Start processes with procs.start(...); all are stopped by PID when the test ends, pass or fail."""
+    p = Processes(tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop_all()

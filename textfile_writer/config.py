@@ -1,0 +1,266 @@
+"""The configuration: YAML text in, a validated Config out, or a ConfigError naming file, line and key.
+
+Pure: no file or environment access here (the CLI reads the file). PyYAML is imported only when
+text is actually parsed, because the writer's hot path reads a cached, already validated copy
+(see configcache.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+SCOPES = ("user", "system")
+DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+DEFAULT_TEXTFILE_NAME = "agents.prom"
+DEFAULT_INTERVAL_SECONDS = 10.0
+DEFAULT_DISK_PATH = "/"
+DEFAULT_PATTERN = "agent-*.service"
+DEFAULT_TYPE = "primary"
+BUILTIN_SOURCE = "<built-in default>"
+
+# systemd's rule for unit names (unit_name_is_valid): these characters, at most 255 of them.
+_UNIT_CHARS = re.compile(r"[A-Za-z0-9:_.\\@-]+\Z")
+_GLOB_CHARS = re.compile(r"[A-Za-z0-9:_.\\@*?\[\]!-]+\Z")
+_UNIT_SUFFIX = ".service"
+_MAX_UNIT_NAME = 255
+
+_TOP_KEYS = ("scope", "textfile_dir", "textfile_name", "interval_seconds", "disk_path", "agents")
+_AGENT_KEYS = ("unit", "pattern", "type", "name")
+
+
+def default_scope() -> str:
+    """root watches the system manager; anybody else their own user manager."""
+    return "system" if os.geteuid() == 0 else "user"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One entry of `agents:`: an explicit unit (optionally named) or a glob pattern."""
+
+    type: str
+    unit: str | None = None
+    pattern: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    scope: str
+    textfile_dir: str = DEFAULT_TEXTFILE_DIR
+    textfile_name: str = DEFAULT_TEXTFILE_NAME
+    interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    disk_path: str = DEFAULT_DISK_PATH
+    agents: tuple[AgentSpec, ...] = field(
+        default=(AgentSpec(type=DEFAULT_TYPE, pattern=DEFAULT_PATTERN),))
+    source: str = BUILTIN_SOURCE
+
+    @property
+    def textfile_path(self) -> str:
+        return os.path.join(self.textfile_dir, self.textfile_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope, "textfile_dir": self.textfile_dir,
+            "textfile_name": self.textfile_name, "interval_seconds": self.interval_seconds,
+            "disk_path": self.disk_path, "source": self.source,
+            "agents": [{k: v for k, v in (("unit", a.unit), ("pattern", a.pattern),
+                                          ("type", a.type), ("name", a.name)) if v is not None}
+                       for a in self.agents],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Rebuild a Config that to_dict produced (trusted input: the cache we wrote ourselves)."""
+        return cls(
+            scope=str(data["scope"]), textfile_dir=str(data["textfile_dir"]),
+            textfile_name=str(data["textfile_name"]),
+            interval_seconds=float(data["interval_seconds"]), disk_path=str(data["disk_path"]),
+            source=str(data["source"]),
+            agents=tuple(AgentSpec(type=str(a["type"]), unit=a.get("unit"),
+                                   pattern=a.get("pattern"), name=a.get("name"))
+                         for a in data["agents"]),
+        )
+
+
+def builtin_config(scope: str | None = None) -> Config:
+    return Config(scope=scope or default_scope())
+
+
+def normalize_unit(name: str) -> str:
+    """`agent-x` -> `agent-x.service`; a name with the suffix is kept as is."""
+    return name if name.endswith(_UNIT_SUFFIX) else name + _UNIT_SUFFIX
+
+
+def unit_name_problem(name: str, glob: bool = False) -> str | None:
+    """Why `name` is not a valid service unit name (or pattern), or None when it is."""
+    if not name:
+        return "must not be empty"
+    if len(name) > _MAX_UNIT_NAME:
+        return f"is longer than systemd's limit of {_MAX_UNIT_NAME} characters"
+    if not (_GLOB_CHARS if glob else _UNIT_CHARS).match(name):
+        allowed = "letters, digits, ':', '_', '.', '\\', '@', '-'" + (" and * ? [ ] !" if glob else "")
+        return f"{name!r} has characters systemd does not allow in unit names (only {allowed})"
+    if not name.endswith(_UNIT_SUFFIX):
+        return f"{name!r} is not a .service unit (agents are services)"
+    if name.startswith(".") or name.startswith("-"):
+        return f"{name!r} must not start with '.' or '-'"
+    return None
+
+
+def parse_config(text: str, source: str, scope: str | None = None) -> Config:
+    """Parse and validate YAML text. `scope` is the default when the file sets none."""
+    import yaml  # noqa: PLC0415 - kept off the writer's hot path
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, line, None, f"not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, None, None, f"not valid YAML: {exc}") from None
+    return _Validator(source).config(root, scope)
+
+
+class _Validator:
+    """Walks the YAML node tree (which keeps line numbers) and builds the Config."""
+
+    def __init__(self, source: str) -> None:
+        import yaml  # noqa: PLC0415
+
+        self.source = source
+        self._loader = yaml.SafeLoader("")
+
+    def fail(self, node: Any, key: str | None, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(self.source, line, key, message)
+
+    def mapping(self, node: Any, key: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+        import yaml  # noqa: PLC0415
+
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, "must be a mapping of key: value")
+        out: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            k = knode.value if isinstance(knode, yaml.ScalarNode) else None
+            full = f"{key}.{k}" if key else str(k)
+            if k not in allowed:
+                raise self.fail(knode, full, f"unknown key (expected one of: {', '.join(allowed)})")
+            if k in out:
+                raise self.fail(knode, full, "is given twice")
+            out[k] = vnode
+        return out
+
+    def scalar(self, node: Any, key: str) -> Any:
+        import yaml  # noqa: PLC0415
+
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, "must be a single value")
+        return self._loader.construct_object(node)
+
+    def string(self, node: Any, key: str) -> str:
+        value = self.scalar(node, key)
+        if not isinstance(value, str) or value == "":
+            raise self.fail(node, key, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def path(self, node: Any, key: str) -> str:
+        value = self.string(node, key)
+        if not os.path.isabs(value):
+            raise self.fail(node, key, f"must be an absolute path, got {value!r}")
+        return os.path.normpath(value)
+
+    def config(self, root: Any, scope: str | None) -> Config:
+        if root is None:  # an empty file: every default
+            return Config(scope=scope or default_scope(), source=self.source)
+        top = self.mapping(root, None, _TOP_KEYS)
+        kwargs: dict[str, Any] = {"source": self.source, "scope": scope or default_scope()}
+        if "scope" in top:
+            value = self.string(top["scope"], "scope")
+            if value not in SCOPES:
+                raise self.fail(top["scope"], "scope", f"must be 'user' or 'system', got {value!r}")
+            kwargs["scope"] = value
+        for key in ("textfile_dir", "disk_path"):
+            if key in top:
+                kwargs[key] = self.path(top[key], key)
+        if "textfile_name" in top:
+            kwargs["textfile_name"] = self.textfile_name(top["textfile_name"])
+        if "interval_seconds" in top:
+            kwargs["interval_seconds"] = self.interval(top["interval_seconds"])
+        if "agents" in top:
+            kwargs["agents"] = self.agents(top["agents"])
+        return Config(**kwargs)
+
+    def textfile_name(self, node: Any) -> str:
+        value = self.string(node, "textfile_name")
+        problem = textfile_name_problem(value)
+        if problem:
+            raise self.fail(node, "textfile_name", problem)
+        return value
+
+    def interval(self, node: Any) -> float:
+        value = self.scalar(node, "interval_seconds")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+            raise self.fail(node, "interval_seconds",
+                            f"must be a number of seconds above 0 and at most 86400, got {value!r}")
+        return float(value)
+
+    def agents(self, node: Any) -> tuple[AgentSpec, ...]:
+        import yaml  # noqa: PLC0415
+
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "agents", "must be a list of entries with 'unit' or 'pattern'")
+        specs: list[AgentSpec] = []
+        units: dict[str, str] = {}
+        names: dict[str, str] = {}
+        for i, item in enumerate(node.value):
+            key = f"agents[{i}]"
+            fields = self.mapping(item, key, _AGENT_KEYS)
+            if ("unit" in fields) == ("pattern" in fields):
+                raise self.fail(item, key, "needs exactly one of 'unit' or 'pattern'")
+            type_ = self.string(fields["type"], f"{key}.type") if "type" in fields else DEFAULT_TYPE
+            if "unit" in fields:
+                unit_node = fields["unit"]
+                unit = normalize_unit(self.string(unit_node, f"{key}.unit"))
+                problem = unit_name_problem(unit)
+                if problem:
+                    raise self.fail(unit_node, f"{key}.unit", problem)
+                if unit in units:
+                    raise self.fail(unit_node, f"{key}.unit", f"{unit} is already listed at {units[unit]}")
+                units[unit] = key
+                name = self.string(fields["name"], f"{key}.name") if "name" in fields else None
+                label = name if name is not None else default_agent_name(unit)
+                if label in names:
+                    raise self.fail(fields.get("name", unit_node), f"{key}.name",
+                                    f"agent name {label!r} is already used by {names[label]}")
+                names[label] = key
+                specs.append(AgentSpec(type=type_, unit=unit, name=name))
+            else:
+                if "name" in fields:
+                    raise self.fail(fields["name"], f"{key}.name",
+                                    "only an explicit 'unit' can be named; a pattern's agents are "
+                                    "named after their units")
+                pnode = fields["pattern"]
+                pattern = normalize_unit(self.string(pnode, f"{key}.pattern"))
+                problem = unit_name_problem(pattern, glob=True)
+                if problem:
+                    raise self.fail(pnode, f"{key}.pattern", problem)
+                specs.append(AgentSpec(type=type_, pattern=pattern))
+        return tuple(specs)
+
+
+def textfile_name_problem(name: str) -> str | None:
+    if "/" in name or name.startswith("."):
+        return f"must be a plain file name (no '/', not hidden), got {name!r}"
+    if not name.endswith(".prom"):
+        return f"must end in .prom (node_exporter reads only those), got {name!r}"
+    return None
+
+
+def default_agent_name(unit: str) -> str:
+    return unit[: -len(_UNIT_SUFFIX)] if unit.endswith(_UNIT_SUFFIX) else unit
