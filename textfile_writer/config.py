@@ -114,7 +114,7 @@ def unit_name_problem(name: str, glob: bool = False) -> str | None:
 
 def parse_config(text: str, source: str, scope: str | None = None) -> Config:
     """Parse and validate YAML text. `scope` is the default when the file sets none."""
-    import yaml  # noqa: PLC0415 - kept off the writer's hot path
+    import yaml
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -131,7 +131,7 @@ class _Validator:
     """Walks the YAML node tree (which keeps line numbers) and builds the Config."""
 
     def __init__(self, source: str) -> None:
-        import yaml  # noqa: PLC0415
+        import yaml
 
         self.source = source
         self._loader = yaml.SafeLoader("")
@@ -141,7 +141,7 @@ class _Validator:
         return ConfigError(self.source, line, key, message)
 
     def mapping(self, node: Any, key: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
-        import yaml  # noqa: PLC0415
+        import yaml
 
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, "must be a mapping of key: value")
@@ -157,7 +157,7 @@ class _Validator:
         return out
 
     def scalar(self, node: Any, key: str) -> Any:
-        import yaml  # noqa: PLC0415
+        import yaml
 
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, key, "must be a single value")
@@ -211,7 +211,7 @@ class _Validator:
         return float(value)
 
     def agents(self, node: Any) -> tuple[AgentSpec, ...]:
-        import yaml  # noqa: PLC0415
+        import yaml
 
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, "agents", "must be a list of entries with 'unit' or 'pattern'")

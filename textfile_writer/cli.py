@@ -1,0 +1,125 @@
+"""The click command line: wiring only. Every core error is caught here and becomes one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__, systemd
+from .__main__ import PROG, error, run_write, warn
+from .collect import collect
+from .errors import AgentExporterError
+from .options import COMMON, Settings, resolve
+from .proc import run
+from .report import as_json, table
+from .writer import load_previous
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(func: F) -> F:
+    for opt in reversed(COMMON):
+        func = click.option(opt.flag, opt.dest, metavar=opt.metavar, default=None,
+                            help=f"{opt.help}. [env: {opt.env}]")(func)
+    return click.option("-v", "--verbose", is_flag=True,
+                        help="say what was done on stderr (quiet on success otherwise)")(func)
+
+
+def settings_or_exit(values: dict[str, Any], use_cache: bool = True) -> Settings:
+    try:
+        return resolve(values, use_cache=use_cache)
+    except AgentExporterError as exc:
+        error(str(exc))
+        sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name=PROG)
+def cli() -> None:
+    """Prometheus metrics for systemd services ("agents").
+
+    `write` (run by a timer every 10 s) asks systemd about the configured agents, adds host
+    memory, disk and load, and replaces a .prom file in node_exporter's textfile directory
+    atomically. `serve` re-serves that file over HTTP for direct scraping.
+    """
+
+
+@cli.command()
+@common_options
+def write(**values: Any) -> None:
+    """Collect once and replace the .prom file atomically.
+
+    Exit 0 on success (silent unless -v). On any failure: a one-line reason on stderr, a
+    non-zero exit, and the previous file left exactly as it was.
+    """
+    sys.exit(run_write(values))
+
+
+@cli.command()
+@common_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="output format")
+def status(fmt: str, **values: Any) -> None:
+    """Show what the writer sees now: agent, type, state, CPU %, memory, uptime, restarts.
+
+    CPU % is measured since the writer's last run (its state directory); '-' when unknown.
+    Nothing is written.
+    """
+    settings = settings_or_exit(values)
+    try:
+        previous, _why = load_previous(settings)
+        result = collect(settings.config, previous, run, settings.timeout)
+    except AgentExporterError as exc:
+        error(str(exc))
+        sys.exit(exc.exit_code)
+    for problem in result.problems:
+        warn(problem)
+    if fmt == "json":
+        click.echo(json.dumps(as_json(result.snapshot), indent=2))
+    else:
+        click.echo(table(result.snapshot))
+
+
+@cli.command()
+@common_options
+@click.option("--system-check", is_flag=True,
+              help="also check that systemctl answers and the directories are writable")
+def check(system_check: bool, **values: Any) -> None:
+    """Validate the configuration and say what it contains."""
+    settings = settings_or_exit(values, use_cache=False)
+    cfg = settings.config
+    explicit = [a for a in cfg.agents if a.unit is not None]
+    patterns = [a for a in cfg.agents if a.pattern is not None]
+    click.echo(f"config: {cfg.source}: OK")
+    click.echo(f"  scope {cfg.scope}, every {cfg.interval_seconds:g}s -> {cfg.textfile_path}")
+    click.echo(f"  {len(explicit)} explicit agents, {len(patterns)} patterns "
+               f"({', '.join(str(p.pattern) for p in patterns) or 'none'}), disk {cfg.disk_path}")
+    if not system_check:
+        return
+    problems = []
+    try:
+        found = systemd.discover(cfg.scope, [str(p.pattern) for p in patterns], run, settings.timeout)
+        units = [str(a.unit) for a in explicit] + found
+        blocks = systemd.show(cfg.scope, units, run, settings.timeout)
+        missing = [u for u, b in zip(units, blocks, strict=True) if b.get("LoadState") == "not-found"]
+        click.echo(f"systemd ({cfg.scope}): answers; {len(units)} agents found"
+                   + (f", not found: {', '.join(missing)}" if missing else ""))
+    except AgentExporterError as exc:
+        problems.append(str(exc))
+    for label, path in (("textfile directory", cfg.textfile_dir), ("state directory", settings.state_dir)):
+        target = path if os.path.isdir(path) else os.path.dirname(path)
+        if not os.path.isdir(path) and label == "textfile directory":
+            problems.append(f"{label} {path} does not exist")
+        elif not os.access(target, os.W_OK):
+            problems.append(f"{label} {path} is not writable by this user")
+        else:
+            click.echo(f"{label} {path}: writable")
+    for problem in problems:
+        error(problem)
+    if problems:
+        sys.exit(1)

@@ -1,0 +1,160 @@
+"""One collection: configured agents -> systemd (+ cgroupfs, psutil fallbacks) + host -> Snapshot.
+
+A problem with one unit becomes a log line and a count in agent_exporter_collect_errors; only a
+failure that leaves us knowing nothing about the agents (systemctl unusable) fails the run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import __version__, state, systemd
+from .cgroups import Cgroupfs, rss_bytes
+from .config import Config, default_agent_name
+from .host import read_host
+from .metrics import AgentSample, Snapshot
+from .proc import Runner
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A configured or discovered agent: the unit and its labels."""
+
+    unit: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Clock:
+    wall: Callable[[], float] = time.time
+    monotonic_ns: Callable[[], int] = time.monotonic_ns
+
+
+@dataclass(frozen=True)
+class Result:
+    snapshot: Snapshot
+    state: state.State
+    problems: tuple[str, ...]
+
+
+def resolve_agents(config: Config, discovered: Sequence[str]) -> tuple[list[Agent], list[str]]:
+    """Explicit entries first (they win), then each discovered unit under its first pattern."""
+    agents: list[Agent] = []
+    problems: list[str] = []
+    units: set[str] = set()
+    names: dict[str, str] = {}
+
+    def add(unit: str, name: str, type_: str) -> None:
+        if unit in units:
+            return
+        if name in names:
+            problems.append(f"{unit}: agent name {name!r} is already used by {names[name]}; "
+                            "left out")
+            return
+        units.add(unit)
+        names[name] = unit
+        agents.append(Agent(unit, name, type_))
+
+    for spec in config.agents:
+        if spec.unit is not None:
+            add(spec.unit, spec.name or default_agent_name(spec.unit), spec.type)
+    for unit in discovered:
+        for spec in config.agents:
+            if spec.pattern is not None and fnmatch.fnmatchcase(unit, spec.pattern):
+                add(unit, default_agent_name(unit), spec.type)
+                break
+    return agents, problems
+
+
+def collect(config: Config, previous: state.State | None, runner: Runner, timeout: float,
+            cgroupfs: Cgroupfs | None = None, clock: Clock | None = None,
+            proc_root: str = "/proc") -> Result:
+    clock = clock or Clock()
+    cgroupfs = cgroupfs or Cgroupfs()
+    started_ns = clock.monotonic_ns()
+    patterns = [s.pattern for s in config.agents if s.pattern is not None]
+    discovered = systemd.discover(config.scope, patterns, runner, timeout)
+    agents, problems = resolve_agents(config, discovered)
+    blocks = systemd.show(config.scope, [a.unit for a in agents], runner, timeout)
+    now_ns = clock.monotonic_ns()
+    now_wall = clock.wall()
+    cpus = os.cpu_count() or 1
+
+    samples: list[AgentSample] = []
+    counters: dict[str, state.Counter] = {}
+    for agent, props in zip(agents, blocks, strict=True):
+        sample, counter, unit_problems = _agent_sample(
+            agent, props, config.scope, previous, cgroupfs, now_ns, now_wall, cpus)
+        samples.append(sample)
+        problems.extend(unit_problems)
+        if counter is not None:
+            counters[agent.unit] = counter
+
+    host, host_problems = read_host(config.disk_path, proc_root)
+    problems.extend(host_problems)
+    snapshot = Snapshot(
+        agents=tuple(samples), host=host, timestamp=clock.wall(),
+        duration_seconds=(clock.monotonic_ns() - started_ns) / 1e9,
+        collect_errors=len(problems), version=__version__,
+    )
+    new_state = state.State(state.boot_id(proc_root), config.scope, now_ns, counters)
+    return Result(snapshot, new_state, tuple(problems))
+
+
+def _agent_sample(agent: Agent, props: systemd.UnitProperties, scope: str,
+                  previous: state.State | None, cgroupfs: Cgroupfs, now_ns: int,
+                  now_wall: float, cpus: int
+                  ) -> tuple[AgentSample, state.Counter | None, list[str]]:
+    problems: list[str] = []
+    active = props.get("ActiveState") or "inactive"
+    load_state = props.get("LoadState") or "not-found"
+    up = active in ("active", "reloading")
+    cgroup = props.get("ControlGroup", "")
+    if load_state in ("error", "bad-setting"):
+        problems.append(f"{agent.unit}: systemd could not load the unit ({load_state})")
+
+    cpu_ns = systemd.uint(props, "CPUUsageNSec")
+    if cpu_ns is None and cgroup:
+        cpu_ns = cgroupfs.cpu_ns(cgroup)
+    memory = systemd.uint(props, "MemoryCurrent")
+    if memory is None and cgroup:
+        memory = cgroupfs.memory_bytes(cgroup)
+        if memory is None:
+            pids = cgroupfs.pids(cgroup)
+            memory = rss_bytes(pids) if pids else None
+    tasks = systemd.uint(props, "TasksCurrent")
+    if tasks is None and cgroup:
+        tasks = cgroupfs.tasks(cgroup)
+    if not up:
+        memory = 0 if memory is None else memory
+        tasks = 0 if tasks is None else tasks
+    elif cpu_ns is None or memory is None:
+        missing = " and ".join(w for w, v in (("CPU", cpu_ns), ("memory", memory)) if v is None)
+        problems.append(f"{agent.unit}: {missing} unknown (no systemd accounting, cgroup "
+                        f"{cgroup or '(none)'} unreadable)")
+
+    enter_us = systemd.uint(props, "ActiveEnterTimestampMonotonic") or None
+    uptime = max(0.0, (now_ns / 1e3 - enter_us) / 1e6) if up and enter_us else 0.0
+    start_time = None if enter_us is None else now_wall - (now_ns / 1e3 - enter_us) / 1e6
+
+    counter = None if cpu_ns is None else state.Counter(cpu_ns, enter_us)
+    if not up:
+        cpu_percent: float | None = 0.0
+    elif counter is None:
+        cpu_percent = None
+    else:
+        cpu_percent = state.cpu_percent(previous, agent.unit, counter, now_ns, cpus)
+
+    sample = AgentSample(
+        name=agent.name, type=agent.type, unit=agent.unit, scope=scope, state=active,
+        load_state=load_state, memory_bytes=memory,
+        cpu_seconds=None if cpu_ns is None else cpu_ns / 1e9, cpu_percent=cpu_percent,
+        uptime_seconds=uptime, start_time_seconds=start_time,
+        restarts=systemd.uint(props, "NRestarts"), tasks=tasks,
+    )
+    return sample, counter, problems

@@ -1,0 +1,62 @@
+"""Host metrics: memory from /proc/meminfo, the disk at disk_path, load from /proc/loadavg."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import AgentExporterError
+
+
+@dataclass(frozen=True)
+class HostSample:
+    memory_total_bytes: int | None
+    memory_used_bytes: int | None
+    disk_total_bytes: int | None
+    disk_used_bytes: int | None
+    load: tuple[float, float, float] | None
+
+
+def read_host(disk_path: str, proc_root: str = "/proc") -> tuple[HostSample, list[str]]:
+    """The host sample and a list of problems met (each a log line and a collect error)."""
+    problems: list[str] = []
+    mem_total = mem_used = disk_total = disk_used = None
+    load = None
+    try:
+        mem_total, mem_used = memory(os.path.join(proc_root, "meminfo"))
+    except (OSError, AgentExporterError) as exc:
+        problems.append(f"host memory: {exc}")
+    try:
+        disk_total, disk_used = disk(disk_path)
+    except OSError as exc:
+        problems.append(f"disk {disk_path}: {exc.strerror or exc}")
+    try:
+        load = loadavg(os.path.join(proc_root, "loadavg"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"load average: {exc}")
+    return HostSample(mem_total, mem_used, disk_total, disk_used, load), problems
+
+
+def memory(meminfo_path: str) -> tuple[int, int]:
+    """(total, used) in bytes, used = MemTotal - MemAvailable as `free` counts it."""
+    fields: dict[str, int] = {}
+    with open(meminfo_path, encoding="ascii") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("MemTotal", "MemAvailable"):
+                fields[key] = int(rest.split()[0]) * 1024
+    if "MemTotal" not in fields or "MemAvailable" not in fields:
+        raise AgentExporterError(f"{meminfo_path} lacks MemTotal or MemAvailable")
+    return fields["MemTotal"], fields["MemTotal"] - fields["MemAvailable"]
+
+
+def disk(path: str) -> tuple[int, int]:
+    """(total, used) in bytes for the filesystem holding path, as `df` counts them."""
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize, (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def loadavg(path: str) -> tuple[float, float, float]:
+    with open(path, encoding="ascii") as f:
+        one, five, fifteen = f.read().split()[:3]
+    return float(one), float(five), float(fifteen)

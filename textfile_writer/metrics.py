@@ -1,0 +1,169 @@
+"""The model of one run and its rendering as Prometheus text exposition format 0.0.4.
+
+Families come in a fixed order, agents sorted by name then unit, every family with HELP and TYPE,
+no timestamps; label values and help text are escaped as the format requires. An unknown value is
+an absent sample, never a made-up number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .host import HostSample
+
+STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating")
+UP_STATES = frozenset({"active", "reloading"})
+
+
+@dataclass(frozen=True)
+class AgentSample:
+    name: str
+    type: str
+    unit: str
+    scope: str
+    state: str  # systemd's ActiveState
+    load_state: str
+    memory_bytes: int | None
+    cpu_seconds: float | None
+    cpu_percent: float | None
+    uptime_seconds: float
+    start_time_seconds: float | None
+    restarts: int | None
+    tasks: int | None
+
+    @property
+    def up(self) -> bool:
+        return self.state in UP_STATES
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    agents: tuple[AgentSample, ...]
+    host: HostSample
+    timestamp: float
+    duration_seconds: float
+    collect_errors: int
+    version: str
+
+    @property
+    def running(self) -> int:
+        return sum(1 for a in self.agents if a.up)
+
+
+Sample = tuple[dict[str, str], float | int | None]
+
+
+def escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def escape_help(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float | int) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
+    lines = [f"# HELP {name} {escape_help(help_text)}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        if value is None:
+            continue
+        if labels:
+            pairs = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
+            lines.append(f"{name}{{{pairs}}} {format_value(value)}")
+        else:
+            lines.append(f"{name} {format_value(value)}")
+    return lines
+
+
+def _kb(value: int | None) -> float | None:
+    return None if value is None else value / 1024
+
+
+def render(snap: Snapshot) -> str:
+    agents = sorted(snap.agents, key=lambda a: (a.name, a.unit))
+    host = snap.host
+
+    def per_agent(get: Callable[[AgentSample], float | int | None]) -> list[Sample]:
+        return [({"agent": a.name, "type": a.type}, get(a)) for a in agents]
+
+    load = host.load
+    out: list[str] = []
+    out += family("agent_up", "gauge",
+                  "1 when the agent's unit is active or reloading, else 0 (also when it does not exist).",
+                  per_agent(lambda a: int(a.up)))
+    out += family("agent_memory_kb", "gauge",
+                  "Memory of the agent's whole cgroup in KiB (RSS of its processes when systemd and "
+                  "the cgroup cannot tell); 0 when stopped.",
+                  per_agent(lambda a: _kb(a.memory_bytes)))
+    out += family("agent_cpu_percent", "gauge",
+                  "CPU used by the agent since the previous run, in percent of one core; absent "
+                  "when there is no previous run to compare with.",
+                  per_agent(lambda a: a.cpu_percent))
+    out += family("agent_uptime_seconds", "gauge",
+                  "Seconds since the agent's unit last became active; 0 when down.",
+                  per_agent(lambda a: round(a.uptime_seconds, 3)))
+    out += family("agent_restart_count", "counter",
+                  "Automatic restarts of the agent's unit counted by systemd (NRestarts).",
+                  per_agent(lambda a: a.restarts))
+    out += family("agents_running_total", "gauge", "Agents with agent_up 1.",
+                  [({}, snap.running)])
+    out += family("agents_total", "gauge", "Agents configured and discovered.",
+                  [({}, len(agents))])
+    out += family("system_memory_used_kb", "gauge",
+                  "Host memory in use in KiB (MemTotal - MemAvailable).",
+                  [({}, _kb(host.memory_used_bytes))])
+    out += family("system_memory_total_kb", "gauge", "Host memory in KiB (MemTotal).",
+                  [({}, _kb(host.memory_total_bytes))])
+    out += family("system_disk_used_kb", "gauge",
+                  "Used space in KiB of the filesystem at disk_path.",
+                  [({}, _kb(host.disk_used_bytes))])
+    out += family("system_disk_total_kb", "gauge",
+                  "Size in KiB of the filesystem at disk_path.",
+                  [({}, _kb(host.disk_total_bytes))])
+    out += family("system_load_average", "gauge", "Host load average over the period.",
+                  [({"period": p}, None if load is None else load[i])
+                   for i, p in enumerate(("1m", "5m", "15m"))])
+    out += family("agent_state", "gauge",
+                  "1 for the agent unit's current ActiveState, 0 for the others.",
+                  [({"agent": a.name, "type": a.type, "state": s}, int(a.state == s))
+                   for a in agents for s in STATES])
+    out += family("agent_cpu_seconds_total", "counter",
+                  "CPU time used by the agent's cgroup, in seconds.",
+                  per_agent(lambda a: a.cpu_seconds))
+    out += family("agent_tasks", "gauge", "Tasks (threads) in the agent's cgroup.",
+                  per_agent(lambda a: a.tasks))
+    out += family("agent_start_time_seconds", "gauge",
+                  "Unix time the agent's unit last became active.",
+                  per_agent(lambda a: None if a.start_time_seconds is None
+                            else round(a.start_time_seconds, 3)))
+    out += family("agent_info", "gauge", "The systemd unit behind each agent; always 1.",
+                  [({"agent": a.name, "type": a.type, "unit": a.unit, "scope": a.scope}, 1)
+                   for a in agents])
+    out += family("agent_exporter_last_success_timestamp_seconds", "gauge",
+                  "Unix time this file was produced.", [({}, round(snap.timestamp, 3))])
+    out += family("agent_exporter_run_duration_seconds", "gauge",
+                  "How long the run that produced this file took, in seconds.",
+                  [({}, round(snap.duration_seconds, 6))])
+    out += family("agent_exporter_collect_errors", "gauge",
+                  "Problems met in this run (a unit that could not be read, a fallback that "
+                  "failed); details are in the writer's log.",
+                  [({}, snap.collect_errors)])
+    out += family("agent_exporter_build_info", "gauge", "agent-exporter's version; always 1.",
+                  [({"version": snap.version}, 1)])
+    out.append("")
+    return "\n".join(out)

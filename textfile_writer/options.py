@@ -1,0 +1,137 @@
+"""The options shared by write, status and check, declared once.
+
+cli.py builds click options from this table; the `write` fast path (__main__.py) parses the same
+table without importing click, because the timer runs `write` every 10 seconds on every host and
+click costs more to import than the rest of a run. Anything the fast parser does not recognise
+(--help, a typo) falls through to click, which reports it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from .config import Config, default_scope, textfile_name_problem
+from .errors import ConfigError
+
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    dest: str
+    metavar: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "AGENT_EXPORTER_" + self.dest.upper()
+
+
+COMMON = (
+    Option("--config", "config", "FILE",
+           "YAML configuration (default: every agent-*.service of the scope, type primary)"),
+    Option("--scope", "scope", "user|system",
+           "which systemd manager to ask (default: the config's; else system for root, user "
+           "for anybody else)"),
+    Option("--textfile-dir", "textfile_dir", "DIR",
+           "directory node_exporter's textfile collector reads (default: the config's, else "
+           "/var/lib/prometheus/node-exporter)"),
+    Option("--textfile-name", "textfile_name", "NAME",
+           "file name in that directory, ending in .prom (default: agents.prom)"),
+    Option("--state-dir", "state_dir", "DIR",
+           "where the previous CPU counters are kept (default: $STATE_DIRECTORY, else "
+           "/var/lib/agent-exporter for root, else $XDG_STATE_HOME/agent-exporter)"),
+    Option("--timeout", "timeout", "SECONDS",
+           f"how long one systemctl call (and waiting for the lock) may take (default: "
+           f"{DEFAULT_TIMEOUT:g})"),
+)
+_BY_FLAG = {o.flag: o for o in COMMON}
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: Config
+    state_dir: str
+    timeout: float
+    verbose: bool
+
+
+def parse_fast(args: Sequence[str]) -> dict[str, str | None] | None:
+    """Parse `write`'s arguments without click; None means "let click handle this"."""
+    values: dict[str, str | None] = {"verbose": None}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-v", "--verbose"):
+            values["verbose"] = "1"
+            i += 1
+            continue
+        flag, eq, inline = arg.partition("=")
+        opt = _BY_FLAG.get(flag)
+        if opt is None or opt.dest in values:
+            return None
+        if eq:
+            values[opt.dest] = inline
+            i += 1
+        elif i + 1 < len(args):
+            values[opt.dest] = args[i + 1]
+            i += 2
+        else:
+            return None
+    return values
+
+
+def default_state_dir(environ: Mapping[str, str]) -> str:
+    if environ.get("STATE_DIRECTORY"):  # set by systemd for StateDirectory=
+        return environ["STATE_DIRECTORY"].split(":")[0]
+    if os.geteuid() == 0:
+        return "/var/lib/agent-exporter"
+    base = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "agent-exporter")
+
+
+def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] | None = None,
+            use_cache: bool = True) -> Settings:
+    """Command line over environment over config file over built-in defaults."""
+    from .configfile import load_config
+
+    env = os.environ if environ is None else environ
+
+    def get(dest: str) -> str | None:
+        value = values.get(dest)
+        if value is None or value == "":
+            value = env.get("AGENT_EXPORTER_" + dest.upper()) or None
+        return None if value is None else str(value)
+
+    scope = get("scope")
+    if scope is not None and scope not in ("user", "system"):
+        raise ConfigError("--scope", None, None, f"must be 'user' or 'system', got {scope!r}")
+    timeout_text = get("timeout")
+    try:
+        timeout = DEFAULT_TIMEOUT if timeout_text is None else float(timeout_text)
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 300:
+        raise ConfigError("--timeout", None, None,
+                          f"must be a number of seconds above 0 and at most 300, got {timeout_text!r}")
+    state_dir = os.path.abspath(get("state_dir") or default_state_dir(env))
+    config = load_config(get("config"), default_scope(), state_dir if use_cache else None)
+    overrides: dict[str, str] = {}
+    if scope is not None:
+        overrides["scope"] = scope
+    textfile_dir = get("textfile_dir")
+    if textfile_dir is not None:
+        overrides["textfile_dir"] = os.path.abspath(textfile_dir)
+    textfile_name = get("textfile_name")
+    if textfile_name is not None:
+        problem = textfile_name_problem(textfile_name)
+        if problem:
+            raise ConfigError("--textfile-name", None, None, problem)
+        overrides["textfile_name"] = textfile_name
+    if overrides:
+        config = replace(config, **overrides)  # type: ignore[arg-type]
+    return Settings(config=config, state_dir=state_dir, timeout=timeout,
+                    verbose=bool(values.get("verbose")))

@@ -1,0 +1,98 @@
+"""Atomic file replacement and the lock that keeps overlapping runs apart.
+
+The temporary file lives in the target's own directory (a rename across filesystems is not
+atomic) and its name does not end in `.prom`, so node_exporter never reads a half-written file.
+On any failure the temporary file is removed and the previous target is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+
+from .errors import LockError, WriteError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_prefix(name: str) -> str:
+    return f".{name}."
+
+
+def atomic_write(directory: str, name: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace directory/name with data: temp file, write, fsync, chmod, rename, fsync dir."""
+    target = os.path.join(directory, name)
+    tmp = os.path.join(directory, f"{temp_prefix(name)}{os.getpid()}{TEMP_SUFFIX}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     mode)
+    except OSError as exc:
+        raise WriteError(f"cannot create a temporary file in {directory}: "
+                         f"{exc.strerror or exc}") from exc
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fchmod(fd, mode)  # the umask must not make the file unreadable to node_exporter
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise WriteError(f"cannot write {target}: {exc.strerror or exc}; "
+                         "the previous file is unchanged") from exc
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EROFS):
+            raise WriteError(f"cannot fsync {directory}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(dfd)
+
+
+def remove_stale_temps(directory: str, name: str) -> None:
+    """Temporary files left by a run that was killed (we hold the lock, so none is live)."""
+    prefix = temp_prefix(name)
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(directory):
+            if entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, entry))
+
+
+@contextlib.contextmanager
+def run_lock(path: str, timeout: float) -> Iterator[None]:
+    """An exclusive flock on path, waited for up to timeout seconds."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise WriteError(f"cannot open lock file {path}: {exc.strerror or exc}") from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockError(f"another run still holds {path} after {timeout:g}s") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,55 @@
+"""One writer run: lock, collect, render, replace the textfile atomically, keep the CPU counters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from . import state
+from .cgroups import Cgroupfs
+from .collect import Clock, Result, collect
+from .errors import WriteError
+from .metrics import render
+from .options import Settings
+from .proc import Runner, run
+from .textfile import atomic_write, remove_stale_temps, run_lock
+
+Log = Callable[[str], None]
+
+
+def _ignore(_message: str) -> None:
+    pass
+
+
+def load_previous(settings: Settings, proc_root: str = "/proc") -> tuple[state.State | None, str | None]:
+    return state.load(os.path.join(settings.state_dir, state.FILE_NAME), state.boot_id(proc_root),
+                      settings.config.scope)
+
+
+def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = None,
+          clock: Clock | None = None, proc_root: str = "/proc", note: Log = _ignore) -> Result:
+    """Collect and replace the textfile; raises a typed error with the file untouched on failure."""
+    config = settings.config
+    directory = config.textfile_dir
+    if not os.path.isdir(directory):
+        raise WriteError(f"textfile directory {directory} does not exist (create it, or set "
+                         "textfile_dir / --textfile-dir)")
+    try:
+        os.makedirs(settings.state_dir, mode=0o755, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot create state directory {settings.state_dir}: "
+                         f"{exc.strerror or exc}") from exc
+    lock = os.path.join(directory, f".{config.textfile_name}.lock")
+    with run_lock(lock, settings.timeout):
+        remove_stale_temps(directory, config.textfile_name)
+        previous, why = load_previous(settings, proc_root)
+        if why:
+            note(f"{why}; agent_cpu_percent is left out for running agents this run")
+        result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root)
+        atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
+        try:
+            atomic_write(settings.state_dir, state.FILE_NAME, result.state.to_json().encode())
+        except WriteError as exc:
+            raise WriteError(f"wrote {config.textfile_path}, but could not keep the CPU counters "
+                             f"({exc}); the next run will have no agent_cpu_percent") from exc
+    return result
