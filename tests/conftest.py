@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from procs import Processes  # noqa: E402
+from procs import Processes
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -27,7 +27,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, step:
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except Exception as exc:  # noqa: BLE001 - polled condition may fail until ready
+        except Exception as exc:
             last_exc = exc
         else:
             if value:
@@ -38,7 +38,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, step:
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback test URL
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return int(resp.status), resp.read()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read()

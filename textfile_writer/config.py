@@ -91,9 +91,13 @@ def builtin_config(scope: str | None = None) -> Config:
     return Config(scope=scope or default_scope())
 
 
+_OTHER_UNIT_TYPES = (".socket", ".target", ".timer", ".mount", ".automount", ".path", ".slice",
+                     ".scope", ".device", ".swap")
+
+
 def normalize_unit(name: str) -> str:
-    """`agent-x` -> `agent-x.service`; a name with the suffix is kept as is."""
-    return name if name.endswith(_UNIT_SUFFIX) else name + _UNIT_SUFFIX
+    """`agent-x` -> `agent-x.service`; a name with a unit type suffix is kept as is."""
+    return name if name.endswith((_UNIT_SUFFIX, *_OTHER_UNIT_TYPES)) else name + _UNIT_SUFFIX
 
 
 def unit_name_problem(name: str, glob: bool = False) -> str | None:

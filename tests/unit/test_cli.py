@@ -1,0 +1,100 @@
+"""The agent-exporter command as users run it: exit codes, one-line errors, the old file kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = [sys.executable, "-m", "textfile_writer"]
+OLD = b"# previous good file\nagent_up{agent=\"a\",type=\"primary\"} 1\n"
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    runtime = tmp_path / "no-manager"
+    runtime.mkdir(exist_ok=True)
+    full_env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "AGENT_EXPORTER_STATE_DIR": str(tmp_path / "state"),
+                **env}
+    full_env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, env=full_env, timeout=60, check=False)
+
+
+@pytest.fixture
+def textdir(tmp_path: Path) -> Path:
+    d = tmp_path / "textfile"
+    d.mkdir()
+    (d / "agents.prom").write_bytes(OLD)
+    return d
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, starts: str) -> None:
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("agent-exporter: error: " + starts), lines[0]
+
+
+def assert_untouched(textdir: Path) -> None:
+    assert (textdir / "agents.prom").read_bytes() == OLD
+    assert sorted(p.name for p in textdir.iterdir() if p.name != ".agents.prom.lock") == ["agents.prom"]
+
+
+def test_bad_config_exits_2_with_file_line_key(tmp_path: Path, textdir: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"textfile_dir: {textdir}\nagents:\n  - unit: a\n    tpye: x\n")
+    done = run(["write", "--config", str(cfg)], tmp_path)
+    assert_one_line_error(done, 2, f"{cfg}:4: agents[0].tpye: unknown key")
+    assert_untouched(textdir)
+
+
+def test_unreachable_systemd_fails_cleanly_and_keeps_the_file(tmp_path: Path, textdir: Path) -> None:
+    done = run(["write", "--scope", "user", "--textfile-dir", str(textdir)], tmp_path)
+    assert_one_line_error(done, 1, "systemctl list-units failed: Failed to connect to bus")
+    assert_untouched(textdir)
+
+
+def test_missing_textfile_dir(tmp_path: Path) -> None:
+    done = run(["write", "--scope", "user", "--textfile-dir", str(tmp_path / "absent")], tmp_path)
+    assert_one_line_error(done, 1, f"textfile directory {tmp_path / 'absent'} does not exist")
+
+
+def test_usage_errors_go_through_click(tmp_path: Path) -> None:
+    done = run(["write", "--bogus"], tmp_path)
+    assert done.returncode == 2
+    assert "No such option '--bogus'" in done.stderr
+
+
+def test_help_names_the_environment_variables(tmp_path: Path) -> None:
+    done = run(["write", "--help"], tmp_path)
+    assert done.returncode == 0
+    for env in ("AGENT_EXPORTER_CONFIG", "AGENT_EXPORTER_TEXTFILE_DIR", "AGENT_EXPORTER_STATE_DIR"):
+        assert env in done.stdout
+    top = run(["--help"], tmp_path)
+    for command in ("write", "status", "check"):
+        assert command in top.stdout
+
+
+def test_check_reports_what_it_found(tmp_path: Path, textdir: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"scope: user\ntextfile_dir: {textdir}\nagents:\n  - unit: a\n  - pattern: 'agent-*'\n")
+    done = run(["check", "--config", str(cfg)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"config: {cfg}: OK",
+        f"  scope user, every 10s -> {textdir}/agents.prom",
+        "  1 explicit agents, 1 patterns (agent-*.service), disk /",
+    ]
+
+
+def test_system_check_fails_without_systemd(tmp_path: Path, textdir: Path) -> None:
+    done = run(["check", "--system-check", "--scope", "user", "--textfile-dir", str(textdir)], tmp_path)
+    assert done.returncode == 1
+    assert "agent-exporter: error: systemctl list-units failed" in done.stderr
+
+
+def test_status_fails_cleanly_without_systemd(tmp_path: Path) -> None:
+    done = run(["status", "--scope", "user", "--format", "json"], tmp_path)
+    assert_one_line_error(done, 1, "systemctl list-units failed")

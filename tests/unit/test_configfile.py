@@ -1,0 +1,54 @@
+"""configfile.py: the validated cache that keeps PyYAML off the writer's hot path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from textfile_writer.configfile import CACHE_NAME, load_config
+
+TEXT = "scope: user\ntextfile_dir: /tmp\nagents:\n  - unit: agent-a\n    type: primary\n"
+
+
+def test_second_load_comes_from_cache_without_yaml(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(TEXT)
+    cache = tmp_path / "state"
+    cache.mkdir()
+    first = load_config(str(cfg), "user", str(cache))
+    assert (cache / CACHE_NAME).exists()
+    code = (
+        "import sys\n"
+        "from textfile_writer.configfile import load_config\n"
+        f"c = load_config({str(cfg)!r}, 'user', {str(cache)!r})\n"
+        "print(c.agents[0].unit, 'yaml' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(first.agents[0].unit), "False"]
+
+
+def test_changed_file_is_parsed_again(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(TEXT)
+    load_config(str(cfg), "user", str(tmp_path))
+    cfg.write_text(TEXT.replace("agent-a", "agent-b"))
+    os.utime(cfg, ns=(1, 1))  # even with an old mtime: ctime and size still change
+    assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-b.service"
+
+
+def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(TEXT)
+    (tmp_path / CACHE_NAME).write_text("{garbage")
+    assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-a.service"
+    assert json.loads((tmp_path / CACHE_NAME).read_text())["config"]["agents"][0]["unit"] == "agent-a.service"
+
+
+def test_default_scope_is_part_of_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("agents: []\n")
+    assert load_config(str(cfg), "user", str(tmp_path)).scope == "user"
+    assert load_config(str(cfg), "system", str(tmp_path)).scope == "system"

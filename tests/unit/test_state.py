@@ -1,0 +1,97 @@
+"""state.py: CPU % from the previous run's counters, and never a made-up figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textfile_writer import state
+from textfile_writer.state import Counter, State
+
+BOOT = "4a1f8a7e-0000-4000-8000-000000000001"
+SEC = 1_000_000_000
+
+
+def prev(cpu_ns: int, enter: int | None = 100, taken: int = 50 * SEC) -> State:
+    return State(BOOT, "user", taken, {"a.service": Counter(cpu_ns, enter)})
+
+
+def test_figure_is_cpu_time_over_elapsed_time() -> None:
+    # 0.5 s of CPU over 10 s -> 5 % of one core
+    assert state.cpu_percent(prev(1 * SEC), "a.service", Counter(1 * SEC + SEC // 2, 100), 60 * SEC, 2) == 5.0
+
+
+def test_two_busy_cores_give_200_percent() -> None:
+    assert state.cpu_percent(prev(0), "a.service", Counter(20 * SEC, 100), 60 * SEC, 2) == 200.0
+
+
+def test_first_run_has_no_figure() -> None:
+    assert state.cpu_percent(None, "a.service", Counter(5, 100), 60 * SEC, 2) is None
+
+
+def test_unknown_unit_has_no_figure() -> None:
+    assert state.cpu_percent(prev(0), "b.service", Counter(5, 100), 60 * SEC, 2) is None
+
+
+def test_restarted_unit_has_no_figure() -> None:
+    # a new ActiveEnterTimestampMonotonic means a new cgroup: its counter started again
+    assert state.cpu_percent(prev(10), "a.service", Counter(50, 999), 60 * SEC, 2) is None
+
+
+def test_counter_going_backwards_has_no_figure() -> None:
+    assert state.cpu_percent(prev(10 * SEC), "a.service", Counter(SEC, 100), 60 * SEC, 2) is None
+
+
+def test_clock_not_advancing_has_no_figure() -> None:
+    assert state.cpu_percent(prev(0, taken=60 * SEC), "a.service", Counter(SEC, 100), 60 * SEC, 2) is None
+
+
+def test_more_than_the_host_can_do_has_no_figure() -> None:
+    # 30 s of CPU in 10 s on a 2-CPU host is impossible
+    assert state.cpu_percent(prev(0), "a.service", Counter(30 * SEC, 100), 60 * SEC, 2) is None
+
+
+def test_state_round_trip(tmp_path: Path) -> None:
+    s = State(BOOT, "user", 123, {"a.service": Counter(5, 7), "b\\x2d.service": Counter(9, None)})
+    path = tmp_path / state.FILE_NAME
+    path.write_text(s.to_json())
+    assert state.load(str(path), BOOT, "user") == (s, None)
+
+
+def test_missing_state_is_a_first_run(tmp_path: Path) -> None:
+    loaded, why = state.load(str(tmp_path / "nope.json"), BOOT, "user")
+    assert loaded is None
+    assert why is not None and "first run" in why
+
+
+def _load_text(tmp_path: Path, text: str, boot: str = BOOT, scope: str = "user") -> tuple[object, str | None]:
+    path = tmp_path / state.FILE_NAME
+    path.write_text(text)
+    return state.load(str(path), boot, scope)
+
+
+def test_corrupt_state_is_ignored(tmp_path: Path) -> None:
+    for text in ("{not json", "[]", '{"format": "agent-exporter-state/1"}',
+                 json.dumps({"format": "agent-exporter-state/1", "boot_id": BOOT, "scope": "user",
+                             "taken_ns": "x", "units": {}}),
+                 json.dumps({"format": "agent-exporter-state/1", "boot_id": BOOT, "scope": "user",
+                             "taken_ns": 1, "units": {"a": ["1", 2]}})):
+        loaded, why = _load_text(tmp_path, text)
+        assert loaded is None, text
+        assert why
+
+
+def test_foreign_state_is_ignored(tmp_path: Path) -> None:
+    good = State(BOOT, "user", 1, {}).to_json()
+    assert _load_text(tmp_path, good, boot="another-boot")[0] is None
+    assert _load_text(tmp_path, good, scope="system")[0] is None
+    other = json.loads(good)
+    other["format"] = "something-else/9"
+    assert _load_text(tmp_path, json.dumps(other))[0] is None
+
+
+def test_boot_id_read_from_proc_root(tmp_path: Path) -> None:
+    (tmp_path / "sys/kernel/random").mkdir(parents=True)
+    (tmp_path / "sys/kernel/random/boot_id").write_text(BOOT + "\n")
+    assert state.boot_id(str(tmp_path)) == BOOT
+    assert state.boot_id(str(tmp_path / "missing")) == ""
