@@ -43,7 +43,7 @@ venv: $(STAMP_APT) $(STAMP_PIP)
 deps: venv
 
 lint: deps
-	$(VENV)/bin/ruff check textfile_writer tests benchmarks
+	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks
 
 typecheck: deps
 	$(VENV)/bin/mypy
@@ -55,7 +55,7 @@ test: lint typecheck
 	$(VENV)/bin/pytest -q
 
 demo: deps
-	$(PY) -m textfile_writer.demo
+	$(PY) -m devtools.demo
 
 bench: deps
 	@for p in $(BENCH_APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done

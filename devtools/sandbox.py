@@ -1,0 +1,239 @@
+"""A real systemd user manager for the tests, the demo and the benchmarks.
+
+Two kinds, one interface:
+- SandboxManager: as root on a machine whose PID 1 is not systemd (containers, CI). `systemd --user`
+  runs inside `unshare -m` with a tmpfs on /run/systemd (so it believes systemd is the init system),
+  a private 0700 XDG_RUNTIME_DIR and XDG_CONFIG_HOME, in a cgroup subtree of its own (so two
+  sandboxes, or a sandbox and the host, never share cgroups). Commands reach it through
+  `nsenter -t <pid> -m` with the same environment.
+- HostUserManager: an ordinary user's own manager on a systemd host (`systemctl --user`).
+
+stop() ends every unit process and the manager, by PID, and removes what start() made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# v1 hierarchies the sandbox joins so systemd can account memory and tasks per unit; cgroup2
+# ("unified", or the root on a pure cgroup2 host) and the named systemd hierarchy hold the units.
+_V1_CONTROLLERS = ("memory", "pids", "cpu,cpuacct", "cpu", "cpuacct")
+_SYSTEMD = "/lib/systemd/systemd"
+
+
+class ManagerError(RuntimeError):
+    pass
+
+
+def cgroup_hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
+    """The hierarchies a sandbox gets a directory in (the ones that exist and are writable)."""
+    if (root / "cgroup.controllers").exists():
+        return [root]
+    found = [root / "unified", root / "systemd", *(root / c for c in _V1_CONTROLLERS)]
+    seen: set[Path] = set()
+    out = []
+    for h in found:
+        if h.is_dir() and not h.is_symlink() and h.resolve() not in seen:
+            seen.add(h.resolve())
+            out.append(h)
+    return out
+
+
+def sandbox_supported() -> str | None:
+    """None when a SandboxManager can run here, else why not."""
+    if os.geteuid() != 0:
+        return "needs root (mount namespaces, cgroups)"
+    for tool in ("unshare", "nsenter", "systemctl"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if not os.path.exists(_SYSTEMD):
+        return f"{_SYSTEMD} is missing (apt-get install systemd)"
+    return None
+
+
+def host_manager_available() -> bool:
+    """An ordinary user on a systemd host, with a user manager of their own."""
+    if os.geteuid() == 0 or not os.path.isdir("/run/systemd/system"):
+        return False
+    done = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True, text=True,
+                          check=False, timeout=10)
+    return done.stdout.strip() in ("running", "degraded", "starting")
+
+
+class Manager:
+    """What the tests, the demo and the benchmarks need from a user manager."""
+
+    env: dict[str, str]
+    unit_dir: Path
+    transient_only = False
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float = 60,
+            env: Mapping[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, **self.env, "LC_ALL": "C", "SYSTEMD_PAGER": "", **(env or {})}
+        done = subprocess.run(self.command(argv), capture_output=True, text=True, env=full_env,
+                              timeout=timeout, check=False, input=input)
+        if check and done.returncode != 0:
+            raise ManagerError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
+
+    def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(["systemctl", "--user", "--no-pager", *args], check=check)
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        out = self.systemctl("show", "--property=" + ",".join(props), "--", unit).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def install_unit(self, name: str, text: str, reload: bool = True) -> Path:
+        self.unit_dir.mkdir(parents=True, exist_ok=True)
+        path = self.unit_dir / name
+        path.write_text(text)
+        if reload:
+            self.systemctl("daemon-reload")
+        return path
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class SandboxManager(Manager):
+    def __init__(self, base: Path | None = None) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="agent-exporter-manager-", dir=base))
+        self.name = f"agent-exporter-sandbox-{uuid.uuid4().hex[:10]}"
+        self.runtime_dir = self.base / "runtime"
+        self.config_home = self.base / "config"
+        self.unit_dir = self.config_home / "systemd" / "user"
+        self.env = {"XDG_RUNTIME_DIR": str(self.runtime_dir), "XDG_CONFIG_HOME": str(self.config_home)}
+        self.cgroups = [h / self.name for h in cgroup_hierarchies()]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise ManagerError("the manager is not running")
+        return self.proc.pid
+
+    def start(self, timeout: float = 30) -> SandboxManager:
+        why = sandbox_supported()
+        if why:
+            raise ManagerError(f"cannot start a sandboxed systemd user manager: {why}")
+        self.runtime_dir.mkdir(mode=0o700)
+        self.unit_dir.mkdir(parents=True)
+        for cg in self.cgroups:
+            cg.mkdir()
+        join = "".join(f'echo $$ > "{cg}/cgroup.procs"\n' for cg in self.cgroups)
+        script = (
+            "set -e\n" + join +
+            "mount -t tmpfs -o mode=0755 tmpfs /run/systemd\n"
+            "mkdir -p /run/systemd/system\n"
+            f'mount -t tmpfs -o mode=0700 tmpfs "{self.runtime_dir}"\n'
+            f"exec {_SYSTEMD} --user\n"
+        )
+        log = open(self.base / "manager.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                env={**os.environ, **self.env, "SYSTEMD_LOG_TARGET": "console"},
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ManagerError(f"systemd --user exited {self.proc.returncode}: {self.log()[-2000:]}")
+            state = self.run(["systemctl", "--user", "is-system-running"], check=False, timeout=10).stdout.strip()
+            if state in ("running", "degraded"):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise ManagerError(f"systemd --user did not come up in {timeout}s (state {state!r}): {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        path = self.base / "manager.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-m", "--", *argv]
+
+    def unit_pids(self) -> set[int]:
+        """Every process in the sandbox's cgroups (the manager and all its units)."""
+        pids: set[int] = set()
+        for cg in self.cgroups:
+            for procs in cg.rglob("cgroup.procs") if cg.exists() else []:
+                with contextlib.suppress(OSError):
+                    pids.update(int(p) for p in procs.read_text().split())
+        return pids
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.run(["systemctl", "--user", "stop", "--no-block", "*"], check=False, timeout=10)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for _ in range(50):
+            pids = self.unit_pids()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        for cg in self.cgroups:
+            if cg.exists():
+                for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                with contextlib.suppress(OSError):
+                    cg.rmdir()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class HostUserManager(Manager):
+    """The calling user's own manager. Units are transient (systemd-run) or files it removes."""
+
+    transient_only = True
+
+    def __init__(self) -> None:
+        config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        self.unit_dir = Path(config_home) / "systemd" / "user"
+        self.env = {}
+        self.created: list[Path] = []
+
+    def start(self) -> HostUserManager:
+        if not host_manager_available():
+            raise ManagerError("no user manager of yours is running (systemctl --user)")
+        return self
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        return list(argv)
+
+    def install_unit(self, name: str, text: str, reload: bool = True) -> Path:
+        path = super().install_unit(name, text, reload)
+        self.created.append(path)
+        return path
+
+    def stop(self) -> None:
+        for path in self.created:
+            self.systemctl("stop", path.name, check=False)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self.systemctl("reset-failed", path.name, check=False)
+        if self.created:
+            self.systemctl("daemon-reload", check=False)
+        self.created.clear()
