@@ -8,7 +8,7 @@ VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null | head -n1)
 PY := $(VENV)/bin/python
 APT_PACKAGES := prometheus prometheus-node-exporter curl openssl util-linux systemd
-BENCH_APT_PACKAGES := hyperfine
+BENCH_APT_PACKAGES := time
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 

@@ -77,7 +77,7 @@ def _read(path: str | None) -> str | None:
     if path is None:
         return None
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
     except OSError:
         return None

@@ -10,7 +10,7 @@ import fnmatch
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import __version__, state, systemd
 from .cgroups import Cgroupfs, rss_bytes
@@ -20,8 +20,7 @@ from .metrics import AgentSample, Snapshot
 from .proc import Runner
 
 
-@dataclass(frozen=True)
-class Agent:
+class Agent(NamedTuple):
     """A configured or discovered agent: the unit and its labels."""
 
     unit: str
@@ -29,14 +28,12 @@ class Agent:
     type: str
 
 
-@dataclass(frozen=True)
-class Clock:
+class Clock(NamedTuple):
     wall: Callable[[], float] = time.time
     monotonic_ns: Callable[[], int] = time.monotonic_ns
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     snapshot: Snapshot
     state: state.State
     problems: tuple[str, ...]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
@@ -24,8 +23,9 @@ DEFAULT_TYPE = "primary"
 BUILTIN_SOURCE = "<built-in default>"
 
 # systemd's rule for unit names (unit_name_is_valid): these characters, at most 255 of them.
-_UNIT_CHARS = re.compile(r"[A-Za-z0-9:_.\\@-]+\Z")
-_GLOB_CHARS = re.compile(r"[A-Za-z0-9:_.\\@*?\[\]!-]+\Z")
+# Compiled on first use (re caches it): the writer's hot path never validates.
+_UNIT_CHARS = r"[A-Za-z0-9:_.\\@-]+\Z"
+_GLOB_CHARS = r"[A-Za-z0-9:_.\\@*?\[\]!-]+\Z"
 _UNIT_SUFFIX = ".service"
 _MAX_UNIT_NAME = 255
 
@@ -38,8 +38,7 @@ def default_scope() -> str:
     return "system" if os.geteuid() == 0 else "user"
 
 
-@dataclass(frozen=True)
-class AgentSpec:
+class AgentSpec(NamedTuple):
     """One entry of `agents:`: an explicit unit (optionally named) or a glob pattern."""
 
     type: str
@@ -48,15 +47,13 @@ class AgentSpec:
     name: str | None = None
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     scope: str
     textfile_dir: str = DEFAULT_TEXTFILE_DIR
     textfile_name: str = DEFAULT_TEXTFILE_NAME
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     disk_path: str = DEFAULT_DISK_PATH
-    agents: tuple[AgentSpec, ...] = field(
-        default=(AgentSpec(type=DEFAULT_TYPE, pattern=DEFAULT_PATTERN),))
+    agents: tuple[AgentSpec, ...] = (AgentSpec(type=DEFAULT_TYPE, pattern=DEFAULT_PATTERN),)
     source: str = BUILTIN_SOURCE
 
     @property
@@ -106,7 +103,7 @@ def unit_name_problem(name: str, glob: bool = False) -> str | None:
         return "must not be empty"
     if len(name) > _MAX_UNIT_NAME:
         return f"is longer than systemd's limit of {_MAX_UNIT_NAME} characters"
-    if not (_GLOB_CHARS if glob else _UNIT_CHARS).match(name):
+    if not re.match(_GLOB_CHARS if glob else _UNIT_CHARS, name):
         allowed = "letters, digits, ':', '_', '.', '\\', '@', '-'" + (" and * ? [ ] !" if glob else "")
         return f"{name!r} has characters systemd does not allow in unit names (only {allowed})"
     if not name.endswith(_UNIT_SUFFIX):

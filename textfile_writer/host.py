@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import AgentExporterError
 
 
-@dataclass(frozen=True)
-class HostSample:
+class HostSample(NamedTuple):
     memory_total_bytes: int | None
     memory_used_bytes: int | None
     disk_total_bytes: int | None
@@ -40,7 +39,7 @@ def read_host(disk_path: str, proc_root: str = "/proc") -> tuple[HostSample, lis
 def memory(meminfo_path: str) -> tuple[int, int]:
     """(total, used) in bytes, used = MemTotal - MemAvailable as `free` counts it."""
     fields: dict[str, int] = {}
-    with open(meminfo_path, encoding="ascii") as f:
+    with open(meminfo_path, encoding="utf-8") as f:
         for line in f:
             key, _, rest = line.partition(":")
             if key in ("MemTotal", "MemAvailable"):
@@ -57,6 +56,6 @@ def disk(path: str) -> tuple[int, int]:
 
 
 def loadavg(path: str) -> tuple[float, float, float]:
-    with open(path, encoding="ascii") as f:
+    with open(path, encoding="utf-8") as f:
         one, five, fifteen = f.read().split()[:3]
     return float(one), float(five), float(fifteen)

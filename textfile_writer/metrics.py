@@ -7,18 +7,17 @@ an absent sample, never a made-up number.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .host import HostSample
 
 STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating")
 UP_STATES = frozenset({"active", "reloading"})
+_INF = float("inf")
 
 
-@dataclass(frozen=True)
-class AgentSample:
+class AgentSample(NamedTuple):
     name: str
     type: str
     unit: str
@@ -38,8 +37,7 @@ class AgentSample:
         return self.state in UP_STATES
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     agents: tuple[AgentSample, ...]
     host: HostSample
     timestamp: float
@@ -68,9 +66,9 @@ def format_value(value: float | int) -> str:
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
-    if math.isnan(value):
+    if value != value:  # NaN (math.isnan without importing math on the hot path)
         return "NaN"
-    if math.isinf(value):
+    if value in (_INF, -_INF):
         return "+Inf" if value > 0 else "-Inf"
     if value.is_integer() and abs(value) < 2**53:
         return str(int(value))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .config import Config, default_scope, textfile_name_problem
 from .errors import ConfigError
@@ -18,8 +18,7 @@ from .errors import ConfigError
 DEFAULT_TIMEOUT = 5.0
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     flag: str
     dest: str
     metavar: str
@@ -51,8 +50,7 @@ COMMON = (
 _BY_FLAG = {o.flag: o for o in COMMON}
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     config: Config
     state_dir: str
     timeout: float
@@ -119,19 +117,16 @@ def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] 
                           f"must be a number of seconds above 0 and at most 300, got {timeout_text!r}")
     state_dir = os.path.abspath(get("state_dir") or default_state_dir(env))
     config = load_config(get("config"), default_scope(), state_dir if use_cache else None)
-    overrides: dict[str, str] = {}
     if scope is not None:
-        overrides["scope"] = scope
+        config = config._replace(scope=scope)
     textfile_dir = get("textfile_dir")
     if textfile_dir is not None:
-        overrides["textfile_dir"] = os.path.abspath(textfile_dir)
+        config = config._replace(textfile_dir=os.path.abspath(textfile_dir))
     textfile_name = get("textfile_name")
     if textfile_name is not None:
         problem = textfile_name_problem(textfile_name)
         if problem:
             raise ConfigError("--textfile-name", None, None, problem)
-        overrides["textfile_name"] = textfile_name
-    if overrides:
-        config = replace(config, **overrides)  # type: ignore[arg-type]
+        config = config._replace(textfile_name=textfile_name)
     return Settings(config=config, state_dir=state_dir, timeout=timeout,
                     verbose=bool(values.get("verbose")))

@@ -1,4 +1,4 @@
-"""The previous run's CPU counters, kept in a small JSON file, and the CPU % derived from them.
+"""The previous run's CPU counters, kept in a small text file, and the CPU % derived from them.
 
 agent_cpu_percent is (cpu_ns now - cpu_ns then) / (monotonic now - monotonic then). It is only a
 figure when both ends are trustworthy; otherwise the agent gets no agent_cpu_percent sample for
@@ -11,38 +11,41 @@ this run (unknown, not zero):
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
+# A line-based text file (no JSON: the json module costs more to import than the file is worth):
+#   agent-exporter-state/1
+#   boot_id <id>
+#   scope <user|system>
+#   taken_ns <CLOCK_MONOTONIC ns>
+#   unit <cpu_ns> <ActiveEnterTimestampMonotonic us, or -> <unit name>
 FORMAT = "agent-exporter-state/1"
-FILE_NAME = "cpu-state.json"
+FILE_NAME = "cpu-state"
 
 
-@dataclass(frozen=True)
-class Counter:
+class Counter(NamedTuple):
     cpu_ns: int
     active_enter_us: int | None
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
     boot_id: str
     scope: str
     taken_ns: int  # CLOCK_MONOTONIC when the counters were read
     counters: dict[str, Counter]
 
-    def to_json(self) -> str:
-        return json.dumps({
-            "format": FORMAT, "boot_id": self.boot_id, "scope": self.scope,
-            "taken_ns": self.taken_ns,
-            "units": {u: [c.cpu_ns, c.active_enter_us] for u, c in sorted(self.counters.items())},
-        }, separators=(",", ":"))
+    def to_text(self) -> str:
+        lines = [FORMAT, f"boot_id {self.boot_id}", f"scope {self.scope}", f"taken_ns {self.taken_ns}"]
+        for unit, c in sorted(self.counters.items()):
+            enter = "-" if c.active_enter_us is None else str(c.active_enter_us)
+            lines.append(f"unit {c.cpu_ns} {enter} {unit}")
+        return "\n".join(lines) + "\n"
 
 
 def boot_id(proc_root: str = "/proc") -> str:
     try:
-        with open(os.path.join(proc_root, "sys/kernel/random/boot_id"), encoding="ascii") as f:
+        with open(os.path.join(proc_root, "sys/kernel/random/boot_id"), encoding="utf-8") as f:
             return f.read().strip()
     except OSError:
         return ""
@@ -52,27 +55,33 @@ def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str
     """The previous state, or (None, why it cannot be used)."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            text = f.read()
     except FileNotFoundError:
         return None, "no previous state (first run)"
     except (OSError, ValueError) as exc:
         return None, f"previous state {path} unreadable: {exc}"
+    lines = text.split("\n")
+    if lines[0] != FORMAT:
+        return None, f"previous state {path} has another format"
+    header: dict[str, str] = {}
+    counters: dict[str, Counter] = {}
     try:
-        if data["format"] != FORMAT:
-            return None, f"previous state {path} has another format"
-        if data["boot_id"] != current_boot_id or data["scope"] != scope:
-            return None, f"previous state {path} is from another boot or scope"
-        counters = {}
-        for unit, (cpu_ns, enter) in data["units"].items():
-            if not isinstance(cpu_ns, int) or not (enter is None or isinstance(enter, int)):
-                raise TypeError(unit)
-            counters[str(unit)] = Counter(cpu_ns, enter)
-        taken = data["taken_ns"]
-        if not isinstance(taken, int):
-            raise TypeError("taken_ns")
-    except (KeyError, TypeError, ValueError, AttributeError):
+        for line in lines[1:]:
+            if not line:
+                continue
+            key, _, rest = line.partition(" ")
+            if key == "unit":
+                cpu_ns, enter, unit = rest.split(" ", 2)
+                counters[unit] = Counter(int(cpu_ns), None if enter == "-" else int(enter))
+            else:
+                header[key] = rest
+        taken = int(header["taken_ns"])
+        found_boot, found_scope = header["boot_id"], header["scope"]
+    except (KeyError, ValueError):
         return None, f"previous state {path} is corrupt"
-    return State(str(data["boot_id"]), scope, taken, counters), None
+    if found_boot != current_boot_id or found_scope != scope:
+        return None, f"previous state {path} is from another boot or scope"
+    return State(found_boot, scope, taken, counters), None
 
 
 def cpu_percent(previous: State | None, unit: str, now: Counter, now_ns: int,

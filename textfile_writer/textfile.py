@@ -7,12 +7,11 @@ On any failure the temporary file is removed and the previous target is untouche
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from types import TracebackType
 
 from .errors import LockError, WriteError
 
@@ -45,8 +44,7 @@ def atomic_write(directory: str, name: str, data: bytes, mode: int = 0o644) -> N
             os.close(fd)
         os.rename(tmp, target)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise WriteError(f"cannot write {target}: {exc.strerror or exc}; "
                          "the previous file is unchanged") from exc
     fsync_dir(directory)
@@ -66,33 +64,49 @@ def fsync_dir(directory: str) -> None:
         os.close(dfd)
 
 
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def remove_stale_temps(directory: str, name: str) -> None:
     """Temporary files left by a run that was killed (we hold the lock, so none is live)."""
     prefix = temp_prefix(name)
-    with contextlib.suppress(OSError):
-        for entry in os.listdir(directory):
-            if entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(directory, entry))
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX):
+            _unlink_quietly(os.path.join(directory, entry))
 
 
-@contextlib.contextmanager
-def run_lock(path: str, timeout: float) -> Iterator[None]:
+class RunLock:
     """An exclusive flock on path, waited for up to timeout seconds."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise WriteError(f"cannot open lock file {path}: {exc.strerror or exc}") from exc
-    try:
-        deadline = time.monotonic() + timeout
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise WriteError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from exc
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockError(f"another run still holds {path} after {timeout:g}s") from None
+                    os.close(self.fd)
+                    raise LockError(f"another run still holds {self.path} after {self.timeout:g}s") from None
                 time.sleep(0.02)
-        yield
-    finally:
-        os.close(fd)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        os.close(self.fd)

@@ -12,7 +12,7 @@ from .errors import WriteError
 from .metrics import render
 from .options import Settings
 from .proc import Runner, run
-from .textfile import atomic_write, remove_stale_temps, run_lock
+from .textfile import RunLock, atomic_write, remove_stale_temps
 
 Log = Callable[[str], None]
 
@@ -40,7 +40,7 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
         raise WriteError(f"cannot create state directory {settings.state_dir}: "
                          f"{exc.strerror or exc}") from exc
     lock = os.path.join(directory, f".{config.textfile_name}.lock")
-    with run_lock(lock, settings.timeout):
+    with RunLock(lock, settings.timeout):
         remove_stale_temps(directory, config.textfile_name)
         previous, why = load_previous(settings, proc_root)
         if why:
@@ -48,7 +48,7 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
         result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root)
         atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
         try:
-            atomic_write(settings.state_dir, state.FILE_NAME, result.state.to_json().encode())
+            atomic_write(settings.state_dir, state.FILE_NAME, result.state.to_text().encode())
         except WriteError as exc:
             raise WriteError(f"wrote {config.textfile_path}, but could not keep the CPU counters "
                              f"({exc}); the next run will have no agent_cpu_percent") from exc

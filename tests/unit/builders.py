@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from textfile_writer.host import HostSample
 from textfile_writer.metrics import AgentSample, Snapshot
 
@@ -17,7 +15,7 @@ def agent(name: str = "agent-core_dev", **kw: object) -> AgentSample:
         load_state="loaded", memory_bytes=245000 * 1024, cpu_seconds=12.5, cpu_percent=5.2,
         uptime_seconds=86400.0, start_time_seconds=1795400000.0, restarts=0, tasks=3,
     )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return base._replace(**kw)  # type: ignore[arg-type]
 
 
 def snapshot(*agents: AgentSample, host: HostSample = HOST) -> Snapshot:

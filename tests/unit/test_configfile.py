@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import subprocess
 import sys
@@ -24,10 +24,10 @@ def test_second_load_comes_from_cache_without_yaml(tmp_path: Path) -> None:
         "import sys\n"
         "from textfile_writer.configfile import load_config\n"
         f"c = load_config({str(cfg)!r}, 'user', {str(cache)!r})\n"
-        "print(c.agents[0].unit, 'yaml' in sys.modules)\n"
+        "print(c.agents[0].unit, 'yaml' in sys.modules, 'json' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == [str(first.agents[0].unit), "False"]
+    assert out.split() == [str(first.agents[0].unit), "False", "False"]
 
 
 def test_changed_file_is_parsed_again(tmp_path: Path) -> None:
@@ -42,9 +42,11 @@ def test_changed_file_is_parsed_again(tmp_path: Path) -> None:
 def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yml"
     cfg.write_text(TEXT)
-    (tmp_path / CACHE_NAME).write_text("{garbage")
-    assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-a.service"
-    assert json.loads((tmp_path / CACHE_NAME).read_text())["config"]["agents"][0]["unit"] == "agent-a.service"
+    for garbage in (b"{garbage", b"", marshal.dumps([1, 2, 3]), marshal.dumps(("key", {"scope": 1}))):
+        (tmp_path / CACHE_NAME).write_bytes(garbage)
+        assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-a.service"
+    _key, data = marshal.loads((tmp_path / CACHE_NAME).read_bytes())
+    assert data["agents"][0]["unit"] == "agent-a.service"
 
 
 def test_default_scope_is_part_of_the_key(tmp_path: Path) -> None:
@@ -52,3 +54,17 @@ def test_default_scope_is_part_of_the_key(tmp_path: Path) -> None:
     cfg.write_text("agents: []\n")
     assert load_config(str(cfg), "user", str(tmp_path)).scope == "user"
     assert load_config(str(cfg), "system", str(tmp_path)).scope == "system"
+
+
+def test_cache_writable_by_others_is_not_trusted(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(TEXT)
+    load_config(str(cfg), "user", str(tmp_path))
+    cache = tmp_path / CACHE_NAME
+    key, data = marshal.loads(cache.read_bytes())
+    data["agents"][0]["unit"] = "agent-evil.service"
+    cache.write_bytes(marshal.dumps((key, data)))
+    os.chmod(cache, 0o600)
+    assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-evil.service"  # ours: used
+    os.chmod(cache, 0o666)
+    assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-a.service"  # not trusted

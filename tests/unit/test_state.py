@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from textfile_writer import state
@@ -54,7 +53,7 @@ def test_more_than_the_host_can_do_has_no_figure() -> None:
 def test_state_round_trip(tmp_path: Path) -> None:
     s = State(BOOT, "user", 123, {"a.service": Counter(5, 7), "b\\x2d.service": Counter(9, None)})
     path = tmp_path / state.FILE_NAME
-    path.write_text(s.to_json())
+    path.write_text(s.to_text())
     assert state.load(str(path), BOOT, "user") == (s, None)
 
 
@@ -70,24 +69,28 @@ def _load_text(tmp_path: Path, text: str, boot: str = BOOT, scope: str = "user")
     return state.load(str(path), boot, scope)
 
 
+def test_state_file_is_plain_text() -> None:
+    text = State(BOOT, "user", 123, {"a.service": Counter(5, 7), "b.service": Counter(9, None)}).to_text()
+    assert text == (f"agent-exporter-state/1\nboot_id {BOOT}\nscope user\ntaken_ns 123\n"
+                    "unit 5 7 a.service\nunit 9 - b.service\n")
+
+
 def test_corrupt_state_is_ignored(tmp_path: Path) -> None:
-    for text in ("{not json", "[]", '{"format": "agent-exporter-state/1"}',
-                 json.dumps({"format": "agent-exporter-state/1", "boot_id": BOOT, "scope": "user",
-                             "taken_ns": "x", "units": {}}),
-                 json.dumps({"format": "agent-exporter-state/1", "boot_id": BOOT, "scope": "user",
-                             "taken_ns": 1, "units": {"a": ["1", 2]}})):
+    head = f"agent-exporter-state/1\nboot_id {BOOT}\nscope user\n"
+    for text in ("", "{not state", "\x00\x01binary", head, head + "taken_ns x\n",
+                 head + "taken_ns 1\nunit 1\n", head + "taken_ns 1\nunit x 2 a.service\n",
+                 head + "taken_ns 1\nunit 1 y a.service\n"):
         loaded, why = _load_text(tmp_path, text)
         assert loaded is None, text
         assert why
 
 
 def test_foreign_state_is_ignored(tmp_path: Path) -> None:
-    good = State(BOOT, "user", 1, {}).to_json()
+    good = State(BOOT, "user", 1, {}).to_text()
     assert _load_text(tmp_path, good, boot="another-boot")[0] is None
     assert _load_text(tmp_path, good, scope="system")[0] is None
-    other = json.loads(good)
-    other["format"] = "something-else/9"
-    assert _load_text(tmp_path, json.dumps(other))[0] is None
+    assert _load_text(tmp_path, good.replace("state/1", "state/9"))[0] is None
+    assert _load_text(tmp_path, good)[0] == State(BOOT, "user", 1, {})
 
 
 def test_boot_id_read_from_proc_root(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from textfile_writer.errors import LockError, WriteError
-from textfile_writer.textfile import atomic_write, remove_stale_temps, run_lock
+from textfile_writer.textfile import RunLock, atomic_write, remove_stale_temps
 
 
 def test_write_creates_readable_file_whatever_the_umask(tmp_path: Path) -> None:
@@ -71,11 +71,11 @@ def test_second_holder_waits_then_gives_up(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        with pytest.raises(LockError, match="another run still holds"), run_lock(str(lock), 0.3):
+        with pytest.raises(LockError, match="another run still holds"), RunLock(str(lock), 0.3):
             pass
         assert time.monotonic() - started >= 0.3
     finally:
         holder.kill()
         holder.wait()
-    with run_lock(str(lock), 1.0):  # free again once the holder is gone
+    with RunLock(str(lock), 1.0):  # free again once the holder is gone
         pass
