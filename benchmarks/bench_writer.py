@@ -11,7 +11,8 @@ interleaved, R times each:
 Each process is measured by wait4(): CPU is user + system of the process and its children
 (systemctl). Peak RSS comes from a separate pass under GNU time (`/usr/bin/time -f %M`): a child
 forked from this Python process would report this process's RSS as its own high-water mark.
-The writer is installed into its own virtual environment with `pip install .`, as users install it (an editable install adds an import hook).
+The writer is installed into its own virtual environment with `pip install .`, as users install
+it (an editable install adds an import hook).
 Results are ratios against the floor measured in the same run; absolute times vary by machine.
 """
 
