@@ -103,11 +103,10 @@ def check(system_check: bool, **values: Any) -> None:
         return
     problems = []
     try:
-        found = systemd.discover(cfg.scope, [str(p.pattern) for p in patterns], run, settings.timeout)
-        units = [str(a.unit) for a in explicit] + found
-        blocks = systemd.show(cfg.scope, units, run, settings.timeout)
-        missing = [u for u, b in zip(units, blocks, strict=True) if b.get("LoadState") == "not-found"]
-        click.echo(f"systemd ({cfg.scope}): answers; {len(units)} agents found"
+        mine, found = systemd.query(cfg.scope, [str(a.unit) for a in explicit], [str(p.pattern) for p in patterns],
+                                    run, settings.timeout)
+        missing = [str(a.unit) for a, b in zip(explicit, mine, strict=True) if b.get("LoadState") == "not-found"]
+        click.echo(f"systemd ({cfg.scope}): answers; {len(mine) + len(found)} agents found"
                    + (f", not found: {', '.join(missing)}" if missing else ""))
     except AgentExporterError as exc:
         problems.append(str(exc))

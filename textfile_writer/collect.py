@@ -18,6 +18,7 @@ from .config import Config, default_agent_name
 from .host import read_host
 from .metrics import AgentSample, Snapshot
 from .proc import Runner
+from .systemd import UnitProperties
 
 
 class Agent(NamedTuple):
@@ -39,32 +40,32 @@ class Result(NamedTuple):
     problems: tuple[str, ...]
 
 
-def resolve_agents(config: Config, discovered: Sequence[str]) -> tuple[list[Agent], list[str]]:
+def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
+                   discovered: Sequence[tuple[str, UnitProperties]]
+                   ) -> tuple[list[tuple[Agent, UnitProperties]], list[str]]:
     """Explicit entries first (they win), then each discovered unit under its first pattern."""
-    agents: list[Agent] = []
+    agents: list[tuple[Agent, UnitProperties]] = []
     problems: list[str] = []
-    units: set[str] = set()
     names: dict[str, str] = {}
 
-    def add(unit: str, name: str, type_: str) -> None:
-        if unit in units:
-            return
-        if name in names:
-            problems.append(f"{unit}: agent name {name!r} is already used by {names[name]}; "
+    def add(agent: Agent, props: UnitProperties) -> None:
+        if agent.name in names:
+            problems.append(f"{agent.unit}: agent name {agent.name!r} is already used by {names[agent.name]}; "
                             "left out")
             return
-        units.add(unit)
-        names[name] = unit
-        agents.append(Agent(unit, name, type_))
+        names[agent.name] = agent.unit
+        agents.append((agent, props))
 
-    for spec in config.agents:
-        if spec.unit is not None:
-            add(spec.unit, spec.name or default_agent_name(spec.unit), spec.type)
-    for unit in discovered:
-        for spec in config.agents:
-            if spec.pattern is not None and fnmatch.fnmatchcase(unit, spec.pattern):
-                add(unit, default_agent_name(unit), spec.type)
-                break
+    units = [s for s in config.agents if s.unit is not None]
+    for spec, props in zip(units, explicit, strict=True):
+        unit = str(spec.unit)
+        add(Agent(unit, spec.name or default_agent_name(unit), spec.type), props)
+    patterns = [s for s in config.agents if s.pattern is not None]
+    for unit, props in discovered:
+        aliases = [unit, *props.get("Names", "").split()]
+        match = next((p for p in patterns if any(fnmatch.fnmatchcase(n, str(p.pattern)) for n in aliases)), None)
+        if match is not None:
+            add(Agent(unit, default_agent_name(unit), match.type), props)
     return agents, problems
 
 
@@ -74,17 +75,17 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
     clock = clock or Clock()
     cgroupfs = cgroupfs or Cgroupfs()
     started_ns = clock.monotonic_ns()
-    patterns = [s.pattern for s in config.agents if s.pattern is not None]
-    discovered = systemd.discover(config.scope, patterns, runner, timeout)
-    agents, problems = resolve_agents(config, discovered)
-    blocks = systemd.show(config.scope, [a.unit for a in agents], runner, timeout)
+    explicit = [str(s.unit) for s in config.agents if s.unit is not None]
+    patterns = [str(s.pattern) for s in config.agents if s.pattern is not None]
+    explicit_props, discovered = systemd.query(config.scope, explicit, patterns, runner, timeout)
+    agents, problems = resolve_agents(config, explicit_props, discovered)
     now_ns = clock.monotonic_ns()
     now_wall = clock.wall()
     cpus = os.cpu_count() or 1
 
     samples: list[AgentSample] = []
     counters: dict[str, state.Counter] = {}
-    for agent, props in zip(agents, blocks, strict=True):
+    for agent, props in agents:
         sample, counter, unit_problems = _agent_sample(
             agent, props, config.scope, previous, cgroupfs, now_ns, now_wall, cpus)
         samples.append(sample)

@@ -1,8 +1,11 @@
 """Talking to systemd: the argv of every systemctl call, and pure parsers for what it prints.
 
 Every call goes through the runner seam (proc.run): LC_ALL=C, a timeout, unit names after `--`.
-A run makes at most three calls: list-units and list-unit-files (only when the configuration has
-patterns) and one batched `show` for all agents.
+A run makes at most two calls: `list-unit-files` (only when the configuration has patterns: units
+that are installed but not loaded) and one batched `show` for all agents. `show` itself expands
+the patterns over the units that are loaded, so `list-units` is not needed. Because a pattern
+expands to any number of blocks, in an order systemd does not promise, and may repeat a unit
+named explicitly, blocks are matched to units by their Id and Names, not by position.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from .errors import SystemdError
 from .proc import Completed, Runner
 
 SHOW_PROPERTIES = (
-    "Id", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "CPUUsageNSec",
+    "Id", "Names", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "CPUUsageNSec",
     "MemoryCurrent", "TasksCurrent", "ControlGroup", "ActiveEnterTimestampMonotonic",
 )
 # What systemd prints for "no value": unset, unlimited, or the all-ones 64-bit sentinel.
@@ -34,20 +37,53 @@ def _checked(done: Completed, what: str) -> str:
     return done.stdout
 
 
-def discover(scope: str, patterns: Sequence[str], runner: Runner, timeout: float) -> list[str]:
-    """Units matching the patterns that are loaded (any state) or have a unit file.
-
-    Template units (`foo@.service`) are left out: they cannot run by themselves.
-    """
+def unit_files(scope: str, patterns: Sequence[str], runner: Runner, timeout: float) -> list[str]:
+    """Installed units matching the patterns (any state), templates (`foo@.service`) left out."""
     if not patterns:
         return []
-    loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full",
-                              "--", *patterns), timeout)
-    files = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *patterns),
-                   timeout)
-    names = parse_first_column(_checked(loaded, "list-units"))
-    names += parse_first_column(_checked(files, "list-unit-files"))
-    return sorted({n for n in names if "@." not in n})
+    done = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *patterns), timeout)
+    if done.returncode == 1 and not done.stdout.strip() and not done.stderr.strip():
+        return []  # systemctl's answer for "no unit file matches" (seen on systemd 252)
+    return sorted({n for n in parse_first_column(_checked(done, "list-unit-files")) if "@." not in n})
+
+
+def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner,
+          timeout: float) -> tuple[list[dict[str, str]], list[tuple[str, dict[str, str]]]]:
+    """Properties of the explicit units (in their order) and of every other unit the patterns find.
+
+    Returns (one mapping per explicit unit, [(unit, mapping)] for discovered units sorted by name).
+    """
+    files = unit_files(scope, patterns, runner, timeout)
+    wanted = set(explicit)
+    names = [*explicit, *(f for f in files if f not in wanted), *patterns]
+    if not names:
+        return [], []
+    done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--", *names), timeout)
+    return match_blocks(explicit, parse_show(_checked(done, "show")))
+
+
+def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
+                 ) -> tuple[list[dict[str, str]], list[tuple[str, dict[str, str]]]]:
+    """Give each explicit unit its block (by Id or one of its Names); the rest by Id, once each."""
+    used: set[int] = set()
+    seen_ids: set[str] = set()
+    mine: list[dict[str, str]] = []
+    for unit in explicit:
+        for i, block in enumerate(blocks):
+            if i not in used and (block.get("Id") == unit or unit in block.get("Names", "").split()):
+                used.add(i)
+                seen_ids.add(block.get("Id", unit))
+                mine.append(block)
+                break
+        else:
+            raise SystemdError(f"systemctl show gave no answer for {unit}")
+    others: dict[str, dict[str, str]] = {}
+    for i, block in enumerate(blocks):
+        unit = block.get("Id", "")
+        if i in used or not unit or unit in seen_ids or unit in others:
+            continue
+        others[unit] = block
+    return mine, sorted(others.items())
 
 
 def parse_first_column(text: str) -> list[str]:
@@ -58,18 +94,6 @@ def parse_first_column(text: str) -> list[str]:
         if fields and fields[0].endswith(".service"):
             out.append(fields[0])
     return out
-
-
-def show(scope: str, units: Sequence[str], runner: Runner, timeout: float) -> list[dict[str, str]]:
-    """One batched `systemctl show` for all units; one property mapping per unit, in order."""
-    if not units:
-        return []
-    done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--",
-                            *units), timeout)
-    blocks = parse_show(_checked(done, "show"))
-    if len(blocks) != len(units):
-        raise SystemdError(f"systemctl show answered {len(blocks)} blocks for {len(units)} units")
-    return blocks
 
 
 def parse_show(text: str) -> list[dict[str, str]]:
