@@ -1,0 +1,56 @@
+"""cgroups.py: reading a unit's cgroup, on files copied from a real hybrid-layout cgroupfs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fixtures import CGROUP_ROOT
+
+from textfile_writer.cgroups import Cgroupfs, rss_bytes
+
+MEMORY = "/agent-exporter-capture/app.slice/agent-memory.service"
+RUNNING = "/agent-exporter-capture/app.slice/agent-running.service"
+
+
+def test_hybrid_layout_uses_the_unified_hierarchy_for_cpu() -> None:
+    fs = Cgroupfs(str(CGROUP_ROOT))
+    assert fs.unified == str(CGROUP_ROOT / "unified")
+    assert fs.cpu_ns(MEMORY) == 29444 * 1000
+    assert fs.cpu_ns(RUNNING) == 5470 * 1000
+
+
+def test_memory_and_tasks_from_v1_controllers() -> None:
+    fs = Cgroupfs(str(CGROUP_ROOT))
+    assert fs.memory_bytes(MEMORY) == 56033280
+    assert fs.tasks(RUNNING) == 1
+    assert fs.pids(MEMORY) == [14230]
+
+
+def test_unknown_cgroup_is_none() -> None:
+    fs = Cgroupfs(str(CGROUP_ROOT))
+    for read in (fs.cpu_ns, fs.memory_bytes, fs.tasks, fs.pids):
+        assert read("/no/such.service") is None
+
+
+def test_control_group_cannot_climb_out_of_the_root() -> None:
+    fs = Cgroupfs(str(CGROUP_ROOT / "unified" / "agent-exporter-capture"))
+    # "/../app.slice/..." must not reach outside the root it was given
+    assert fs.cpu_ns("/../agent-exporter-capture/app.slice/agent-memory.service") is None
+
+
+def test_pure_cgroup2_layout(tmp_path: Path) -> None:
+    unified = CGROUP_ROOT / "unified"
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    target = tmp_path / MEMORY.lstrip("/")
+    target.mkdir(parents=True)
+    (target / "cpu.stat").write_bytes((unified / MEMORY.lstrip("/") / "cpu.stat").read_bytes())
+    fs = Cgroupfs(str(tmp_path))
+    assert fs.unified == str(tmp_path)
+    assert fs.cpu_ns(MEMORY) == 29444 * 1000
+
+
+def test_rss_fallback_uses_real_processes() -> None:
+    rss = rss_bytes([os.getpid()])
+    assert rss is not None and rss > 1024 * 1024
+    assert rss_bytes([2**22 + 12345]) is None  # no such process

@@ -1,0 +1,102 @@
+"""collect.py: from captured systemd answers and cgroup files to the model, one unit never fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fixtures import CGROUP_ROOT, Replay, fleet_replay, ok, text
+
+from textfile_writer import state
+from textfile_writer.cgroups import Cgroupfs
+from textfile_writer.collect import Agent, Clock, Result, collect, resolve_agents
+from textfile_writer.config import parse_config
+from textfile_writer.metrics import AgentSample
+
+CONFIG = parse_config(
+    "scope: user\ntextfile_dir: /tmp\nagents:\n"
+    "  - unit: agent-absent\n    type: primary\n"
+    "  - unit: agent-memory\n    type: primary\n    name: big\n"
+    "  - pattern: 'agent-*'\n    type: support\n",
+    "c.yml",
+)
+ENTER_RUNNING_US = 1564113018  # ActiveEnterTimestampMonotonic of agent-running in the capture
+NOW_NS = (ENTER_RUNNING_US + 60_000_000) * 1000  # one minute after it started
+CLOCK = Clock(wall=lambda: 1_800_000_000.0, monotonic_ns=lambda: NOW_NS)
+
+
+def run(previous: state.State | None = None) -> Result:
+    return collect(CONFIG, previous, fleet_replay(), 5, Cgroupfs(str(CGROUP_ROOT)), CLOCK)
+
+
+def by_name(result: Result) -> dict[str, AgentSample]:
+    return {a.name: a for a in result.snapshot.agents}
+
+
+def test_every_fleet_agent_with_its_state() -> None:
+    agents = by_name(run())
+    assert {n: (a.state, a.up) for n, a in agents.items()} == {
+        "agent-absent": ("inactive", False),
+        "big": ("active", True),
+        "agent-running": ("active", True),
+        "agent-stopped": ("inactive", False),
+        "agent-failed": ("failed", False),
+        "agent-crashloop": ("activating", False),
+        "agent-we\\x20ird": ("active", True),
+    }
+    assert agents["agent-absent"].load_state == "not-found"
+    assert agents["big"].type == "primary" and agents["agent-running"].type == "support"
+    assert agents["agent-crashloop"].restarts == 2
+
+
+def test_values_come_from_systemd_then_cgroupfs() -> None:
+    running = by_name(run())["agent-running"]
+    assert running.memory_bytes == 180224  # MemoryCurrent
+    assert running.tasks == 1  # TasksCurrent
+    # CPUUsageNSec=[not set] in the capture: CPU time read from the unified cgroup's cpu.stat
+    assert running.cpu_seconds == 5470 / 1e6
+    assert running.uptime_seconds == 60.0
+    assert running.start_time_seconds == 1_800_000_000.0 - 60.0
+
+
+def test_down_agents_report_zero_not_unknown() -> None:
+    stopped = by_name(run())["agent-stopped"]
+    assert (stopped.memory_bytes, stopped.tasks, stopped.cpu_percent, stopped.uptime_seconds) == (0, 0, 0.0, 0.0)
+    assert stopped.cpu_seconds is None and stopped.start_time_seconds is None
+
+
+def test_first_run_has_no_cpu_percent_and_the_next_one_has() -> None:
+    first = run()
+    assert by_name(first)["agent-running"].cpu_percent is None
+    assert first.state.counters["agent-running.service"] == state.Counter(5470 * 1000, ENTER_RUNNING_US)
+    # the same counters 10 s earlier, 0.5 s less CPU: 5 %
+    earlier = state.State(first.state.boot_id, "user", NOW_NS - 10 * 10**9,
+                          {"agent-running.service": state.Counter(5470 * 1000 - 5 * 10**8, ENTER_RUNNING_US)})
+    assert by_name(run(earlier))["agent-running"].cpu_percent == 5.0
+
+
+def test_problems_are_counted_not_fatal(tmp_path: Path) -> None:
+    # the same answers, but the cgroupfs is empty: running agents' CPU is unknowable
+    result = collect(CONFIG, None, fleet_replay(), 5, Cgroupfs(str(tmp_path)), CLOCK)
+    assert result.snapshot.collect_errors == len(result.problems) == 3
+    assert all("CPU unknown" in p for p in result.problems)
+    assert by_name(result)["agent-running"].cpu_seconds is None
+
+
+def test_name_collisions_keep_the_first() -> None:
+    config = parse_config("agents:\n  - unit: agent-x\n    name: agent-running\n  - pattern: 'agent-*'\n",
+                          "c.yml", scope="user")
+    props = {"Id": "agent-x.service", "LoadState": "not-found"}
+    agents, problems = resolve_agents(config, [props], [("agent-running.service", {"Id": "agent-running.service"})])
+    assert [a for a, _ in agents] == [Agent("agent-x.service", "agent-running", "primary")]
+    assert problems == ["agent-running.service: agent name 'agent-running' is already used by agent-x.service; "
+                        "left out"]
+
+
+def test_host_problem_is_counted(tmp_path: Path) -> None:
+    config = CONFIG._replace(disk_path=str(tmp_path / "gone"))
+    result = collect(config, None, Replay({"list-unit-files": ok(text("list_unit_files.txt")),
+                                           "show": ok(text("show_fleet.txt"))}),
+                     5, Cgroupfs(str(CGROUP_ROOT)), CLOCK)
+    assert any("gone" in p for p in result.problems)
+    assert result.snapshot.host.disk_total_bytes is None
+    assert result.snapshot.host.memory_total_bytes is not None
