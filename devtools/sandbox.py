@@ -118,6 +118,13 @@ class SandboxManager(Manager):
         self.env = {"XDG_RUNTIME_DIR": str(self.runtime_dir), "XDG_CONFIG_HOME": str(self.config_home)}
         self.cgroups = [h / self.name for h in cgroup_hierarchies()]
         self.proc: subprocess.Popen[bytes] | None = None
+        # systemd --user binds sockets under $XDG_RUNTIME_DIR/systemd/: an AF_UNIX path has at most 107
+        # bytes, and past that the manager exits 1 without a word. pytest's tmp_path can be that deep.
+        longest = len(str(self.runtime_dir)) + len("/systemd/inaccessible/sock")
+        if longest > 107:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise ManagerError(f"{self.runtime_dir} is too long for the manager's sockets ({longest} > 107 "
+                               "bytes); use a shorter base directory (the default is in /tmp)")
 
     @property
     def pid(self) -> int:
@@ -129,6 +136,13 @@ class SandboxManager(Manager):
         why = sandbox_supported()
         if why:
             raise ManagerError(f"cannot start a sandboxed systemd user manager: {why}")
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # never leave cgroups or a half-started manager behind
+            raise
+
+    def _start(self, timeout: float) -> SandboxManager:
         self.runtime_dir.mkdir(mode=0o700)
         self.unit_dir.mkdir(parents=True)
         for cg in self.cgroups:
@@ -158,7 +172,6 @@ class SandboxManager(Manager):
             if state in ("running", "degraded"):
                 return self
             time.sleep(0.1)
-        self.stop()
         raise ManagerError(f"systemd --user did not come up in {timeout}s (state {state!r}): {self.log()[-2000:]}")
 
     def log(self) -> str:

@@ -62,7 +62,7 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
         add(Agent(unit, spec.name or default_agent_name(unit), spec.type), props)
     patterns = [s for s in config.agents if s.pattern is not None]
     for unit, props in discovered:
-        aliases = [unit, *props.get("Names", "").split()]
+        aliases = [unit, *systemd.split_names(props.get("Names", ""))]
         match = next((p for p in patterns if any(fnmatch.fnmatchcase(n, str(p.pattern)) for n in aliases)), None)
         if match is not None:
             add(Agent(unit, default_agent_name(unit), match.type), props)

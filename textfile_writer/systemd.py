@@ -70,7 +70,7 @@ def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
     mine: list[dict[str, str]] = []
     for unit in explicit:
         for i, block in enumerate(blocks):
-            if i not in used and (block.get("Id") == unit or unit in block.get("Names", "").split()):
+            if i not in used and (block.get("Id") == unit or unit in split_names(block.get("Names", ""))):
                 used.add(i)
                 seen_ids.add(block.get("Id", unit))
                 mine.append(block)
@@ -84,6 +84,33 @@ def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
             continue
         others[unit] = block
     return mine, sorted(others.items())
+
+
+def split_names(value: str) -> list[str]:
+    """A list property as systemctl prints it: words split by spaces; a word that needs escaping is
+    double-quoted with C escapes (`Names="agent-we\\\\x20ird.service"` for `agent-we\\x20ird.service`)."""
+    words: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        if value[i] == " ":
+            i += 1
+            continue
+        if value[i] != '"':
+            end = value.find(" ", i)
+            end = n if end < 0 else end
+            words.append(value[i:end])
+            i = end
+            continue
+        word = []
+        i += 1
+        while i < n and value[i] != '"':
+            if value[i] == "\\" and i + 1 < n:
+                i += 1
+            word.append(value[i])
+            i += 1
+        words.append("".join(word))
+        i += 1
+    return words
 
 
 def parse_first_column(text: str) -> list[str]:

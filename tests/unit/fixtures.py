@@ -38,4 +38,23 @@ def ok(stdout: str) -> Completed:
 
 
 def fleet_replay() -> Replay:
-    return Replay({"list-unit-files": ok(text("list_unit_files.txt")), "show": ok(text("show_fleet.txt"))})
+    """The two calls of `query("user", ["agent-absent.service"], ["agent-*.service"])`, as captured."""
+    return Replay({"list-unit-files": ok(text("list_unit_files.txt")), "show": ok(text("show_query.txt"))})
+
+
+def fleet_blocks() -> dict[str, dict[str, str]]:
+    """The captured properties of every fleet unit, by unit name."""
+    from textfile_writer.systemd import parse_show
+
+    return {b["Id"]: b for b in parse_show(text("show_fleet.txt"))}
+
+
+def cgroup_file(unit: str, hierarchy: str, name: str) -> str:
+    """A captured cgroup file of a fleet unit (its ControlGroup as captured)."""
+    cgroup = fleet_blocks()[unit]["ControlGroup"].lstrip("/")
+    return (CGROUP_ROOT / hierarchy / cgroup / name).read_text()
+
+
+def usage_usec(unit: str) -> int:
+    stat = dict(line.split() for line in cgroup_file(unit, "unified", "cpu.stat").splitlines())
+    return int(stat["usage_usec"])

@@ -5,26 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fixtures import CGROUP_ROOT
+from fixtures import CGROUP_ROOT, cgroup_file, fleet_blocks, usage_usec
 
 from textfile_writer.cgroups import Cgroupfs, rss_bytes
 
-MEMORY = "/agent-exporter-capture/app.slice/agent-memory.service"
-RUNNING = "/agent-exporter-capture/app.slice/agent-running.service"
+MEMORY = fleet_blocks()["agent-memory.service"]["ControlGroup"]
+RUNNING = fleet_blocks()["agent-running.service"]["ControlGroup"]
 
 
 def test_hybrid_layout_uses_the_unified_hierarchy_for_cpu() -> None:
     fs = Cgroupfs(str(CGROUP_ROOT))
     assert fs.unified == str(CGROUP_ROOT / "unified")
-    assert fs.cpu_ns(MEMORY) == 29444 * 1000
-    assert fs.cpu_ns(RUNNING) == 5470 * 1000
+    assert fs.cpu_ns(MEMORY) == usage_usec("agent-memory.service") * 1000
+    assert fs.cpu_ns(RUNNING) == usage_usec("agent-running.service") * 1000
 
 
 def test_memory_and_tasks_from_v1_controllers() -> None:
     fs = Cgroupfs(str(CGROUP_ROOT))
-    assert fs.memory_bytes(MEMORY) == 56033280
-    assert fs.tasks(RUNNING) == 1
-    assert fs.pids(MEMORY) == [14230]
+    assert fs.memory_bytes(MEMORY) == int(cgroup_file("agent-memory.service", "memory", "memory.usage_in_bytes"))
+    assert fs.memory_bytes(MEMORY) > 50 * 2**20  # the agent holds 50 MiB
+    assert fs.tasks(RUNNING) == int(cgroup_file("agent-running.service", "pids", "pids.current"))
+    assert fs.pids(MEMORY) == [int(p) for p in cgroup_file("agent-memory.service", "unified", "cgroup.procs").split()]
 
 
 def test_unknown_cgroup_is_none() -> None:
@@ -47,7 +48,7 @@ def test_pure_cgroup2_layout(tmp_path: Path) -> None:
     (target / "cpu.stat").write_bytes((unified / MEMORY.lstrip("/") / "cpu.stat").read_bytes())
     fs = Cgroupfs(str(tmp_path))
     assert fs.unified == str(tmp_path)
-    assert fs.cpu_ns(MEMORY) == 29444 * 1000
+    assert fs.cpu_ns(MEMORY) == usage_usec("agent-memory.service") * 1000
 
 
 def test_rss_fallback_uses_real_processes() -> None:

@@ -35,16 +35,24 @@ def test_unit_file_listing() -> None:
 def test_query_asks_twice_with_names_after_double_dash() -> None:
     replay = fleet_replay()
     units = fleet_units()
-    mine, found = systemd.query("user", [units[-1]], ["agent-*.service"], replay, 5)
+    mine, found = systemd.query("user", ["agent-absent.service"], ["agent-*.service"], replay, 5)
     files_call, show_call = replay.calls
-    assert files_call[:3] == ("systemctl", "--user", "--no-pager")
+    assert files_call[:4] == ("systemctl", "--user", "--no-pager", "list-unit-files")
     assert files_call[files_call.index("--") + 1:] == ("agent-*.service",)
-    assert show_call[3] == "show" and show_call[4].startswith("--property=Id,Names,")
-    after = show_call[show_call.index("--") + 1:]
-    # the explicit unit first, then the installed files not yet named, then the pattern itself
-    assert after == (units[-1], *sorted(units[:-1]), "agent-*.service")
+    # exactly the call the capture recorded: explicit unit, installed files, then the pattern
+    assert list(show_call) == text("show_query.argv").splitlines()
     assert [b["Id"] for b in mine] == ["agent-absent.service"]
-    assert [u for u, _ in found] == sorted(units[:-1])
+    # the pattern repeated loaded units in the answer: each is kept once
+    assert text("show_query.txt").count("Id=agent-running.service") == 2
+    assert [u for u, _ in found] == sorted(u for u in units if u != "agent-absent.service")
+
+
+def test_quoted_names_are_unquoted() -> None:
+    weird = next(b for b in systemd.parse_show(text("show_query.txt")) if "ird" in b["Id"])
+    assert weird["Names"].startswith('"')  # systemctl quotes a name that needs escaping
+    assert systemd.split_names(weird["Names"]) == [weird["Id"]]
+    assert systemd.split_names("a.service b.service") == ["a.service", "b.service"]
+    assert systemd.split_names("") == []
 
 
 def test_blocks_are_matched_by_id_not_position() -> None:
@@ -77,7 +85,9 @@ def test_no_manager_is_a_clean_error() -> None:
 
 def test_no_matching_unit_file_is_not_an_error() -> None:
     # systemd 252 answers a list-unit-files that matches nothing with exit 1 and no output at all
-    replay = Replay({"list-unit-files": Completed((), 1, "", ""), "show": ok("")})
+    nomatch = Completed((), int(text("list_unit_files_nomatch.rc")), text("list_unit_files_nomatch.txt"), "")
+    assert (nomatch.returncode, nomatch.stdout) == (1, "")
+    replay = Replay({"list-unit-files": nomatch, "show": ok("")})
     assert systemd.query("user", [], ["nothing-*.service"], replay, 5) == ([], [])
 
 
