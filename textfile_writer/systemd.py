@@ -1,11 +1,11 @@
 """Talking to systemd: the argv of every systemctl call, and pure parsers for what it prints.
 
 Every call goes through the runner seam (proc.run): LC_ALL=C, a timeout, unit names after `--`.
-A run makes at most two calls: `list-unit-files` (only when the configuration has patterns: units
-that are installed but not loaded) and one batched `show` for all agents. `show` itself expands
-the patterns over the units that are loaded, so `list-units` is not needed. Because a pattern
-expands to any number of blocks, in an order systemd does not promise, and may repeat a unit
-named explicitly, blocks are matched to units by their Id and Names, not by position.
+A run makes one batched `show` for all agents, preceded, only when the configuration has
+patterns, by `list-units` (loaded units: running, failed, or running although their file is gone)
+and `list-unit-files` (installed units that are not loaded). `show` gets exact names, never the
+patterns: a pattern would repeat every loaded unit that is also named, doubling show's work.
+Blocks are matched to units by Id and Names (an alias answers with its unit's Id), once each.
 """
 
 from __future__ import annotations
@@ -37,14 +37,18 @@ def _checked(done: Completed, what: str) -> str:
     return done.stdout
 
 
-def unit_files(scope: str, patterns: Sequence[str], runner: Runner, timeout: float) -> list[str]:
-    """Installed units matching the patterns (any state), templates (`foo@.service`) left out."""
+def discover(scope: str, patterns: Sequence[str], runner: Runner, timeout: float) -> list[str]:
+    """Units matching the patterns that are loaded (any state) or installed; templates left out."""
     if not patterns:
         return []
-    done = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *patterns), timeout)
-    if done.returncode == 1 and not done.stdout.strip() and not done.stderr.strip():
-        return []  # systemctl's answer for "no unit file matches" (seen on systemd 252)
-    return sorted({n for n in parse_first_column(_checked(done, "list-unit-files")) if "@." not in n})
+    loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--",
+                              *patterns), timeout)
+    files = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *patterns), timeout)
+    names = parse_first_column(_checked(loaded, "list-units"))
+    if not (files.returncode == 1 and not files.stdout.strip() and not files.stderr.strip()):
+        # (exit 1 with no output at all is list-unit-files' answer for "nothing matches", systemd 252)
+        names += parse_first_column(_checked(files, "list-unit-files"))
+    return sorted({n for n in names if "@." not in n})
 
 
 def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner,
@@ -53,9 +57,8 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
 
     Returns (one mapping per explicit unit, [(unit, mapping)] for discovered units sorted by name).
     """
-    files = unit_files(scope, patterns, runner, timeout)
     wanted = set(explicit)
-    names = [*explicit, *(f for f in files if f not in wanted), *patterns]
+    names = [*explicit, *(u for u in discover(scope, patterns, runner, timeout) if u not in wanted)]
     if not names:
         return [], []
     done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--", *names), timeout)

@@ -38,8 +38,9 @@ def ok(stdout: str) -> Completed:
 
 
 def fleet_replay() -> Replay:
-    """The two calls of `query("user", ["agent-absent.service"], ["agent-*.service"])`, as captured."""
-    return Replay({"list-unit-files": ok(text("list_unit_files.txt")), "show": ok(text("show_query.txt"))})
+    """The three calls of `query("user", ["agent-absent.service"], ["agent-*.service"])`, as captured."""
+    return Replay({"list-units": ok(text("list_units.txt")), "list-unit-files": ok(text("list_unit_files.txt")),
+                   "show": ok(text("show_query.txt"))})
 
 
 def fleet_blocks() -> dict[str, dict[str, str]]:

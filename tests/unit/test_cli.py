@@ -52,7 +52,7 @@ def test_bad_config_exits_2_with_file_line_key(tmp_path: Path, textdir: Path) ->
 
 def test_unreachable_systemd_fails_cleanly_and_keeps_the_file(tmp_path: Path, textdir: Path) -> None:
     done = run(["write", "--scope", "user", "--textfile-dir", str(textdir)], tmp_path)
-    assert_one_line_error(done, 1, "systemctl show failed: Failed to connect to bus")
+    assert_one_line_error(done, 1, "systemctl list-units failed: Failed to connect to bus")
     assert_untouched(textdir)
 
 
@@ -92,9 +92,9 @@ def test_check_reports_what_it_found(tmp_path: Path, textdir: Path) -> None:
 def test_system_check_fails_without_systemd(tmp_path: Path, textdir: Path) -> None:
     done = run(["check", "--system-check", "--scope", "user", "--textfile-dir", str(textdir)], tmp_path)
     assert done.returncode == 1
-    assert "agent-exporter: error: systemctl show failed: Failed to connect to bus" in done.stderr
+    assert "agent-exporter: error: systemctl list-units failed: Failed to connect to bus" in done.stderr
 
 
 def test_status_fails_cleanly_without_systemd(tmp_path: Path) -> None:
     done = run(["status", "--scope", "user", "--format", "json"], tmp_path)
-    assert_one_line_error(done, 1, "systemctl show failed: Failed to connect to bus")
+    assert_one_line_error(done, 1, "systemctl list-units failed: Failed to connect to bus")

@@ -32,19 +32,26 @@ def test_unit_file_listing() -> None:
         "agent-stopped.service", "agent-we\\x20ird.service"]
 
 
-def test_query_asks_twice_with_names_after_double_dash() -> None:
+def test_query_asks_three_times_with_names_after_double_dash() -> None:
     replay = fleet_replay()
     units = fleet_units()
     mine, found = systemd.query("user", ["agent-absent.service"], ["agent-*.service"], replay, 5)
-    files_call, show_call = replay.calls
+    units_call, files_call, show_call = replay.calls
+    assert units_call[:5] == ("systemctl", "--user", "--no-pager", "list-units", "--all")
     assert files_call[:4] == ("systemctl", "--user", "--no-pager", "list-unit-files")
-    assert files_call[files_call.index("--") + 1:] == ("agent-*.service",)
-    # exactly the call the capture recorded: explicit unit, installed files, then the pattern
+    for call in (units_call, files_call):
+        assert call[call.index("--") + 1:] == ("agent-*.service",)
+    # exactly the call the capture recorded: the explicit unit, then every unit found, exact names only
     assert list(show_call) == text("show_query.argv").splitlines()
+    assert "agent-*.service" not in show_call
     assert [b["Id"] for b in mine] == ["agent-absent.service"]
-    # the pattern repeated loaded units in the answer: each is kept once
-    assert text("show_query.txt").count("Id=agent-running.service") == 2
     assert [u for u, _ in found] == sorted(u for u in units if u != "agent-absent.service")
+
+
+def test_stopped_unit_is_found_through_its_file_only() -> None:
+    loaded = systemd.parse_first_column(text("list_units.txt"))
+    installed = systemd.parse_first_column(text("list_unit_files.txt"))
+    assert "agent-stopped.service" in installed and "agent-stopped.service" not in loaded
 
 
 def test_quoted_names_are_unquoted() -> None:
@@ -87,8 +94,9 @@ def test_no_matching_unit_file_is_not_an_error() -> None:
     # systemd 252 answers a list-unit-files that matches nothing with exit 1 and no output at all
     nomatch = Completed((), int(text("list_unit_files_nomatch.rc")), text("list_unit_files_nomatch.txt"), "")
     assert (nomatch.returncode, nomatch.stdout) == (1, "")
-    replay = Replay({"list-unit-files": nomatch, "show": ok("")})
+    replay = Replay({"list-units": ok(""), "list-unit-files": nomatch, "show": ok("")})
     assert systemd.query("user", [], ["nothing-*.service"], replay, 5) == ([], [])
+    assert [c[3] for c in replay.calls] == ["list-units", "list-unit-files"]  # nothing to show
 
 
 def test_nothing_configured_asks_nothing() -> None:
