@@ -7,8 +7,9 @@ VENV ?= .venv
 # A real interpreter, not a version-manager shim: the venv is made from it and used for everything.
 PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null | head -n1)
 PY := $(VENV)/bin/python
-APT_PACKAGES := prometheus prometheus-node-exporter curl openssl util-linux systemd
-BENCH_APT_PACKAGES := time
+# prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test.
+APT_PACKAGES := prometheus prometheus-node-exporter curl openssl util-linux systemd chromium fonts-dejavu-core
+BENCH_APT_PACKAGES := time wrk
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
@@ -17,7 +18,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 help:
 	@echo "make demo   - a demo fleet of agents under a real systemd user manager, one write, the status table"
 	@echo "make test   - install test dependencies, then ruff, mypy --strict and pytest (unit + integration)"
-	@echo "make bench  - the writer's whole-process cost against the floor (benchmarks/RESULTS.md)"
+	@echo "make bench  - writer cost against the floor, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
 # Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
 $(STAMP_APT):
@@ -60,6 +61,7 @@ demo: deps
 bench: deps
 	@for p in $(BENCH_APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
 	$(PY) benchmarks/bench_writer.py --output benchmarks/RESULTS.md
+	$(PY) benchmarks/bench_server.py --output benchmarks/RESULTS.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import replace_section  # noqa: E402
 from devtools.sandbox import HostUserManager, Manager, SandboxManager, host_manager_available  # noqa: E402
 from textfile_writer.systemd import SHOW_PROPERTIES  # noqa: E402
 
@@ -168,18 +169,10 @@ def main() -> int:
 
 
 def write_results(path: Path, text: str) -> None:
-    """Replace the writer section of RESULTS.md, keeping any other section."""
-    start, end = "<!-- writer-bench:start -->", "<!-- writer-bench:end -->"
     machine = f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}"
-    block = (f"{start}\n## Writer: whole-process cost per run\n\nCommand: `make bench` "
-             f"(`python benchmarks/bench_writer.py --output benchmarks/RESULTS.md`). Machine: {machine}.\n\n"
-             f"{text}{end}")
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    replace_section(path, "writer-bench", f"## Writer: whole-process cost per run\n\nCommand: `make bench` "
+                    f"(`python benchmarks/bench_writer.py --output benchmarks/RESULTS.md`). Machine: {machine}.\n\n"
+                    f"{text}")
 
 
 if __name__ == "__main__":

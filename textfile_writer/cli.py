@@ -122,3 +122,8 @@ def check(system_check: bool, **values: Any) -> None:
         error(problem)
     if problems:
         sys.exit(1)
+
+
+from .serve_cli import serve  # noqa: E402 - the commands below are defined in modules of their own
+
+cli.add_command(serve)

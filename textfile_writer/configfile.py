@@ -34,14 +34,7 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
         cached = _read_cache(os.path.join(cache_dir, CACHE_NAME), key)
         if cached is not None:
             return cached
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(path, None, None, f"cannot read the file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, None, None, f"not UTF-8 text: {exc.reason}") from None
-    config = parse_config(text, path, default_scope)
+    config = parse_config(read_text(path), path, default_scope)
     if cache_dir is not None:
         try:
             payload = marshal.dumps((key, config.to_dict()))
@@ -49,6 +42,17 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
         except (WriteError, OSError, ValueError):
             pass  # the cache only saves time; the run does not depend on it
     return config
+
+
+def read_text(path: str) -> str:
+    """A configuration file's text, or a ConfigError that names it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(path, None, None, f"cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, None, f"not UTF-8 text: {exc.reason}") from None
 
 
 def _read_cache(path: str, key: tuple[object, ...]) -> Config | None:

@@ -4,42 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import humanize
 from .metrics import AgentSample, Snapshot
 
 
-def human_bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def human_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s <= 0:
-        return "-"
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {s}s"
-    return f"{s}s"
-
-
 def _row(a: AgentSample) -> list[str]:
-    cpu = "-" if a.cpu_percent is None else f"{a.cpu_percent:.1f}"
-    restarts = "-" if a.restarts is None else str(a.restarts)
     state = a.state if a.load_state != "not-found" else "not-found"
-    return [a.name, a.type, state, cpu, human_bytes(a.memory_bytes),
-            human_duration(a.uptime_seconds), restarts]
+    memory = None if a.memory_bytes is None else a.memory_bytes / 1024
+    uptime = humanize.duration(a.uptime_seconds) if a.up else "-"
+    return [a.name, a.type, state, humanize.percent(a.cpu_percent), humanize.size_kb(memory), uptime,
+            humanize.count(a.restarts)]
 
 
 def table(snap: Snapshot) -> str:

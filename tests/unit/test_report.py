@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from builders import agent, snapshot
 
-from textfile_writer.report import as_json, human_bytes, human_duration, table
+from textfile_writer import humanize
+from textfile_writer.report import as_json, table
 
 
 def test_human_units() -> None:
-    assert human_bytes(None) == "-"
-    assert human_bytes(512) == "512 B"
-    assert human_bytes(50 * 2**20) == "50.0 MiB"
-    assert human_bytes(3 * 2**30) == "3.0 GiB"
-    assert human_duration(0) == "-"
-    assert human_duration(59) == "59s"
-    assert human_duration(3600 + 120) == "1h 2m"
-    assert human_duration(2 * 86400 + 3 * 3600) == "2d 3h"
+    assert [humanize.size_kb(v) for v in (None, 0, 512.0, 50 * 1024.0, 3 * 2**20, float("nan"))] == [
+        "-", "0 KiB", "512 KiB", "50.0 MiB", "3.0 GiB", "-"]
+    assert [humanize.duration(v) for v in (None, -1, 0, 59, 3600 + 120, 2 * 86400 + 3 * 3600)] == [
+        "-", "-", "0s", "59s", "1h 2m", "2d 3h"]
+    assert humanize.percent(3.14159) == "3.1" and humanize.percent(3.14159, suffix=" %") == "3.1 %"
+    assert humanize.count(None, missing="?") == "?" and humanize.count(7.0) == "7"
 
 
 def test_table_has_one_row_per_agent_and_a_summary() -> None:

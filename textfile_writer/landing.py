@@ -1,0 +1,228 @@
+"""The landing page for people: what the textfile says about each agent, as one plain HTML table.
+
+`parse_textfile` reads the writer's exposition text back (only the families the page and /health
+show; anything else, or anything it does not understand, is skipped); `render_page` turns that into
+HTML with inline CSS and no external assets. Every value that came from the file is escaped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from html import escape
+
+from . import humanize
+
+# name{labels} value — labels are name="value" pairs with \\, \" and \n escapes.
+_SAMPLE = re.compile(
+    r'([a-zA-Z_:][a-zA-Z0-9_:]*)'
+    r'(?:\{((?:\s*[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*"(?:[^"\\\n]|\\.)*"\s*,?)*)\s*\})?'
+    r'[ \t]+(\S+)'
+)
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\\n]|\\.)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+_PER_AGENT = {
+    "agent_up": "up", "agent_cpu_percent": "cpu_percent", "agent_memory_kb": "memory_kb",
+    "agent_uptime_seconds": "uptime_seconds", "agent_restart_count": "restarts",
+}
+_SCALARS = frozenset({
+    "agents_running_total", "agents_total", "agent_exporter_last_success_timestamp_seconds",
+    "agent_exporter_collect_errors",
+})
+
+
+@dataclass
+class _Row:
+    name: str
+    type: str
+    values: dict[str, float] = field(default_factory=dict)
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    name: str
+    type: str
+    state: str | None  # systemd's ActiveState from agent_state; None when the file has no agent_state
+    up: bool | None
+    cpu_percent: float | None
+    memory_kb: float | None
+    uptime_seconds: float | None
+    restarts: float | None
+
+    @property
+    def shown_state(self) -> str:
+        if self.state is not None:
+            return self.state
+        if self.up is None:
+            return "unknown"
+        return "up" if self.up else "down"
+
+
+@dataclass(frozen=True)
+class TextfileSummary:
+    agents: tuple[AgentRow, ...]
+    scalars: dict[str, float]  # unlabelled samples of the families in _SCALARS
+
+    @property
+    def last_success(self) -> float | None:
+        return self.scalars.get("agent_exporter_last_success_timestamp_seconds")
+
+
+def _unescape(value: str) -> str:
+    return _ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_textfile(data: bytes) -> TextfileSummary:
+    rows: dict[tuple[str, str], _Row] = {}
+    scalars: dict[str, float] = {}
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        if not raw.startswith("agent"):  # every family we read starts so; skips comments fast
+            continue
+        m = _SAMPLE.match(raw)
+        if m is None:
+            continue
+        name, label_text, value_text = m.groups()
+        value = _float(value_text)
+        if value is None:
+            continue
+        if name in _SCALARS and not label_text:
+            scalars[name] = value
+            continue
+        if name not in _PER_AGENT and name != "agent_state":
+            continue
+        labels = {k: _unescape(v) for k, v in _LABEL.findall(label_text or "")}
+        if "agent" not in labels:
+            continue
+        key = (labels["agent"], labels.get("type", ""))
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = _Row(*key)
+        if name == "agent_state":
+            if value == 1 and "state" in labels:
+                row.state = labels["state"]
+        else:
+            row.values[_PER_AGENT[name]] = value
+    agents = tuple(
+        AgentRow(
+            name=r.name, type=r.type, state=r.state,
+            up=None if "up" not in r.values else r.values["up"] == 1,
+            cpu_percent=r.values.get("cpu_percent"), memory_kb=r.values.get("memory_kb"),
+            uptime_seconds=r.values.get("uptime_seconds"), restarts=r.values.get("restarts"),
+        )
+        for r in rows.values()
+    )
+    return TextfileSummary(agents, scalars)
+
+
+NO_VALUE = "\N{EN DASH}"
+
+
+# --- formatting (humanize.py, with an en dash for "unknown") -------------------------------------
+
+def format_memory(kb: float | None) -> str:
+    return humanize.size_kb(kb, NO_VALUE)
+
+
+def format_duration(seconds: float | None) -> str:
+    return humanize.duration(seconds, NO_VALUE)
+
+
+def format_percent(value: float | None) -> str:
+    return humanize.percent(value, NO_VALUE, " %")
+
+
+def format_count(value: float | None) -> str:
+    return humanize.count(value, NO_VALUE)
+
+
+_STATE_CLASS = {"active": "ok", "up": "ok", "reloading": "ok", "activating": "warn",
+                "deactivating": "warn", "failed": "bad", "down": "bad", "inactive": "bad"}
+
+CSS = """
+:root { color-scheme: light dark; --fg: #1d2329; --muted: #5c6670; --line: #d6dbe0;
+  --head: #f1f3f5; --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --bg: #fff; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6e8ea; --muted: #9aa4ad; --line: #38414a;
+  --head: #20262c; --ok: #3fb950; --warn: #d29922; --bad: #f85149; --bg: #14181c; } }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
+  background: var(--bg); margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
+h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
+p { margin: .4rem 0; color: var(--muted); }
+nav a { margin-right: 1rem; }
+.banner { border: 1px solid var(--bad); color: var(--bad); padding: .5rem .75rem;
+  border-radius: 4px; margin: 1rem 0; }
+table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); }
+th { background: var(--head); font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); }
+code { font-size: .9em; }
+""".strip()
+# The page's only style is this block: the CSP names its hash instead of allowing inline styles.
+# A constant (importing hashlib costs the server ~3.5 MB of RSS); a unit test checks it matches CSS.
+CSS_HASH = "sha256-VZFwx5wcVpuRqjQTdQuKbV5Au47yQAZ3flAkMJCu08s="
+CONTENT_SECURITY_POLICY = f"default-src 'none'; style-src '{CSS_HASH}'; img-src data:"
+
+_COLUMNS = (("Agent", ""), ("Type", ""), ("State", ""), ("CPU", "num"), ("Memory", "num"),
+            ("Uptime", "num"), ("Restarts", "num"))
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def render_page(summary: TextfileSummary | None, *, textfile: str, age_seconds: float | None,
+                stale_after: float, problem: str | None, version: str) -> bytes:
+    """The whole page. `summary` None means the file could not be read (`problem` says why)."""
+    e = escape
+    out = [
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">', "<title>agent-exporter</title>",
+        f"<style>{CSS}</style>", "</head>", "<body>",
+        f"<h1>agent-exporter</h1><p>{e(version)} &middot; fallback server for the agents textfile</p>",
+        '<nav><a href="metrics">Metrics</a><a href="health">Health</a></nav>',
+    ]
+    if problem is not None:
+        out.append(f'<div class="banner" id="problem">{e(problem)}</div>')
+    if summary is not None:
+        running = summary.scalars.get("agents_running_total")
+        total = summary.scalars.get("agents_total")
+        facts = []
+        if running is not None and total is not None:
+            facts.append(f"{running:.0f} of {total:.0f} agents running")
+        if age_seconds is not None:
+            facts.append(f"file updated {format_duration(age_seconds)} ago")
+        if summary.last_success is not None:
+            facts.append(f"last successful run {_utc(summary.last_success)}")
+        facts.append(f"stale after {format_duration(stale_after)}")
+        out.append(f'<p id="summary">{e(" · ".join(facts))}</p>')
+    out.append(f"<p>Textfile: <code>{e(textfile)}</code></p>")
+    out.append('<table id="agents">')
+    out.append("<thead><tr>" + "".join(
+        f'<th class="{c}">{e(h)}</th>' if c else f"<th>{e(h)}</th>" for h, c in _COLUMNS)
+        + "</tr></thead>")
+    out.append("<tbody>")
+    for a in summary.agents if summary is not None else ():
+        state = a.shown_state
+        cls = _STATE_CLASS.get(state, "warn")
+        out.append(
+            f'<tr data-agent="{e(a.name)}"><td>{e(a.name)}</td><td>{e(a.type)}</td>'
+            f'<td class="{cls}">{e(state)}</td>'
+            f'<td class="num">{e(format_percent(a.cpu_percent))}</td>'
+            f'<td class="num">{e(format_memory(a.memory_kb))}</td>'
+            f'<td class="num">{e(format_duration(a.uptime_seconds))}</td>'
+            f'<td class="num">{e(format_count(a.restarts))}</td></tr>'
+        )
+    if summary is None or not summary.agents:
+        out.append(f'<tr><td colspan="{len(_COLUMNS)}">No agents in the file.</td></tr>')
+    out += ["</tbody>", "</table>", "</body>", "</html>", ""]
+    return "\n".join(out).encode("utf-8")
