@@ -16,7 +16,7 @@ from . import __version__, state, systemd
 from .cgroups import Cgroupfs, rss_bytes
 from .config import Config, default_agent_name
 from .host import read_host
-from .metrics import AgentSample, Snapshot
+from .metrics import UP_STATES, AgentSample, Snapshot
 from .proc import Runner
 from .systemd import UnitProperties
 
@@ -111,7 +111,7 @@ def _agent_sample(agent: Agent, props: systemd.UnitProperties, scope: str,
     problems: list[str] = []
     active = props.get("ActiveState") or "inactive"
     load_state = props.get("LoadState") or "not-found"
-    up = active in ("active", "reloading")
+    up = active in UP_STATES
     cgroup = props.get("ControlGroup", "")
     if load_state in ("error", "bad-setting"):
         problems.append(f"{agent.unit}: systemd could not load the unit ({load_state})")
