@@ -16,7 +16,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 .PHONY: help venv deps lint typecheck unit test demo bench clean
 
 help:
-	@echo "make demo   - a demo fleet of agents under a real systemd user manager, one write, the status table"
+	@echo "make demo   - 16 demo agents watched by the installed timer and socket: status table, server URL; uninstalled at the end"
 	@echo "make test   - install test dependencies, then ruff, mypy --strict and pytest (unit + integration)"
 	@echo "make bench  - writer cost against the floor, server throughput against node_exporter (benchmarks/RESULTS.md)"
 

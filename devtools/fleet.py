@@ -77,9 +77,9 @@ def install_fleet(manager: Manager, fleet: tuple[DemoAgent, ...] = DEMO_FLEET) -
     manager.systemctl("start", "--no-block", *started)
 
 
-def config_yaml(textfile_dir: str, fleet: tuple[DemoAgent, ...] = DEMO_FLEET) -> str:
+def config_yaml(textfile_dir: str, fleet: tuple[DemoAgent, ...] = DEMO_FLEET, interval: float = 10) -> str:
     support = [a for a in fleet if a.type == "support"]
-    lines = ["scope: user", f"textfile_dir: {textfile_dir}", "interval_seconds: 10", "agents:"]
+    lines = ["scope: user", f"textfile_dir: {textfile_dir}", f"interval_seconds: {interval:g}", "agents:"]
     lines += [f"  - unit: {a.unit}\n    type: support" for a in support]
     lines += ['  - pattern: "agent-*.service"', "    type: primary"]
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +34,37 @@ _SYSTEMD = "/lib/systemd/systemd"
 
 class ManagerError(RuntimeError):
     pass
+
+
+def host_runtime_script(runtime_dir: Path, uid: int | None = None) -> str:
+    """Shell, run as root in the sandbox's mount namespace, giving /run what a systemd host has there.
+
+    PID 1 creates /run/systemd/inaccessible/ (empty nodes that ProtectKernelLogs=, PrivateDevices=
+    and friends mount over what they hide) and /run/systemd/unit-root (where a unit's mount
+    namespace is put together); an unprivileged user's units look for their manager's own
+    inaccessible nodes under /run/user/UID. The sandbox's fresh tmpfs on /run/systemd and its
+    XDG_RUNTIME_DIR elsewhere lack these, and units with those sandboxing directives would fail
+    with 226/NAMESPACE where a real host runs them. Idempotent.
+    """
+    nodes = "/run/systemd/inaccessible"
+    sock = f"import socket; socket.socket(socket.AF_UNIX).bind('{nodes}/sock')"
+    script = (
+        f"mkdir -p -m 0700 /run/systemd/unit-root\n"
+        f"mkdir -p -m 0755 {nodes}\n"
+        f"[ -e {nodes}/dir ] || mkdir -m 0000 {nodes}/dir\n"
+        f"[ -e {nodes}/reg ] || install -m 0000 /dev/null {nodes}/reg\n"
+        f"[ -e {nodes}/fifo ] || mkfifo -m 0000 {nodes}/fifo\n"
+        f"[ -e {nodes}/sock ] || {{ {sys.executable} -c \"{sock}\" && chmod 0000 {nodes}/sock; }}\n"
+        f"[ -e {nodes}/chr ] || mknod -m 0000 {nodes}/chr c 0 0\n"
+        f"[ -e {nodes}/blk ] || mknod -m 0000 {nodes}/blk b 0 0\n"
+    )
+    if uid is not None and uid != 0:
+        script += (
+            "mountpoint -q /run/user || mount -t tmpfs -o mode=0755 tmpfs /run/user\n"
+            f"if [ ! -e /run/user/{uid} ]; then mkdir -m 0700 /run/user/{uid} && "
+            f'mount --bind "{runtime_dir}" /run/user/{uid}; fi\n'
+        )
+    return script
 
 
 def cgroup_hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
@@ -152,6 +184,7 @@ class SandboxManager(Manager):
             "set -e\n" + join +
             "mount -t tmpfs -o mode=0755 tmpfs /run/systemd\n"
             "mkdir -p /run/systemd/system\n"
+            + host_runtime_script(self.runtime_dir) +
             f'mount -t tmpfs -o mode=0700 tmpfs "{self.runtime_dir}"\n'
             f"exec {_SYSTEMD} --user\n"
         )
@@ -173,6 +206,14 @@ class SandboxManager(Manager):
                 return self
             time.sleep(0.1)
         raise ManagerError(f"systemd --user did not come up in {timeout}s (state {state!r}): {self.log()[-2000:]}")
+
+    def provide_host_runtime(self, uid: int | None = None) -> None:
+        """host_runtime_script for a manager that is already running (one started without it)."""
+        done = subprocess.run(["nsenter", "-t", str(self.pid), "-m", "--", "sh", "-ec",
+                               host_runtime_script(self.runtime_dir, uid)],
+                              capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise ManagerError(f"preparing /run in the sandbox failed: {done.stderr.strip()}")
 
     def log(self) -> str:
         path = self.base / "manager.log"

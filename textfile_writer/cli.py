@@ -127,3 +127,9 @@ def check(system_check: bool, **values: Any) -> None:
 from .serve_cli import serve  # noqa: E402 - the commands below are defined in modules of their own
 
 cli.add_command(serve)
+
+
+from .install_cli import install, uninstall  # noqa: E402
+
+cli.add_command(install)
+cli.add_command(uninstall)

@@ -21,6 +21,9 @@ SHOW_PROPERTIES = (
 )
 # What systemd prints for "no value": unset, unlimited, or the all-ones 64-bit sentinel.
 _UNKNOWN = frozenset({"", "[not set]", "[no data]", "infinity", str(2**64 - 1)})
+# agent-exporter's own services (timers/, installed by `agent-exporter install`): never agents, even
+# when a pattern matches them, as the default agent-*.service does. A config may still name them.
+OWN_SERVICES = frozenset({"agent-exporter.service", "agent-exporter-server.service"})
 
 UnitProperties = Mapping[str, str]
 
@@ -38,7 +41,8 @@ def _checked(done: Completed, what: str) -> str:
 
 
 def discover(scope: str, patterns: Sequence[str], runner: Runner, timeout: float) -> list[str]:
-    """Units matching the patterns that are loaded (any state) or installed; templates left out."""
+    """Units matching the patterns that are loaded (any state) or installed; templates and our own
+    services left out."""
     if not patterns:
         return []
     loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--",
@@ -48,7 +52,7 @@ def discover(scope: str, patterns: Sequence[str], runner: Runner, timeout: float
     if not (files.returncode == 1 and not files.stdout.strip() and not files.stderr.strip()):
         # (exit 1 with no output at all is list-unit-files' answer for "nothing matches", systemd 252)
         names += parse_first_column(_checked(files, "list-unit-files"))
-    return sorted({n for n in names if "@." not in n})
+    return sorted({n for n in names if "@." not in n and n not in OWN_SERVICES})
 
 
 def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner,

@@ -93,7 +93,9 @@ class RunLock:
 
     def __enter__(self) -> None:
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Read-only is enough for flock, and lets a writer running under another uid (a
+            # systemd dynamic user after a root run, say) share a lock file it cannot write.
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise WriteError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from exc
         deadline = time.monotonic() + self.timeout

@@ -1,0 +1,91 @@
+"""`agent-exporter install` and `uninstall`: click wiring only; the work is in install.py."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from .__main__ import error
+from .config import default_scope
+from .errors import AgentExporterError
+from .install import build_request, default_unit_dir
+from .install import dry_run as print_dry_run
+from .install import install as do_install
+from .install import uninstall as do_uninstall
+from .units import DEFAULT_LISTEN_ADDRESS, MAX_INTERVAL, MIN_INTERVAL
+
+_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _scope_options(func: Any) -> Any:
+    func = click.option("--unit-dir", metavar="DIR",
+                        help="where the unit files go (default: /etc/systemd/system, or "
+                             "$XDG_CONFIG_HOME/systemd/user)")(func)
+    func = click.option("--system", "scope", flag_value="system",
+                        help="system units in /etc/systemd/system, run as a dynamic user (default for root)")(func)
+    return click.option("--user", "scope", flag_value="user",
+                        help="units for your own user manager (systemctl --user; default for other users)")(func)
+
+
+def _fail(exc: AgentExporterError) -> None:
+    error(str(exc))
+    sys.exit(exc.exit_code)
+
+
+@click.command(context_settings=_SETTINGS)
+@_scope_options
+@click.option("--now", is_flag=True, help="also start the timer and the socket")
+@click.option("--dry-run", is_flag=True, help="print the units that would be written; change nothing")
+@click.option("--config", metavar="FILE", envvar="AGENT_EXPORTER_CONFIG", show_envvar=True,
+              help="the writer's YAML configuration (validated now; its textfile_dir, textfile_name and "
+                   "interval_seconds are the defaults below)")
+@click.option("--textfile-dir", metavar="DIR", envvar="AGENT_EXPORTER_TEXTFILE_DIR", show_envvar=True,
+              help="node_exporter's textfile directory (default: the config's, else "
+                   "/var/lib/prometheus/node-exporter); created when missing")
+@click.option("--textfile-name", metavar="NAME", envvar="AGENT_EXPORTER_TEXTFILE_NAME", show_envvar=True,
+              help="the file's name, ending in .prom (default: the config's, else agents.prom)")
+@click.option("--interval", type=click.FloatRange(MIN_INTERVAL, MAX_INTERVAL), metavar="SECONDS",
+              envvar="AGENT_EXPORTER_INTERVAL", show_envvar=True,
+              help="how often the timer runs the writer (default: the config's interval_seconds, else 10)")
+@click.option("--web.listen-address", "listen_address", metavar="HOST:PORT", default=DEFAULT_LISTEN_ADDRESS,
+              show_default=True, envvar="AGENT_EXPORTER_WEB_LISTEN_ADDRESS", show_envvar=True,
+              help="the server's socket (systemd owns it; an IP address, [::1]:PORT for IPv6)")
+@click.option("--web.config.file", "web_config", metavar="FILE", envvar="AGENT_EXPORTER_WEB_CONFIG_FILE",
+              show_envvar=True, help="TLS and basic auth for the server (files it names must be readable "
+                                     "by the service's user)")
+def install(scope: str | None, unit_dir: str | None, now: bool, dry_run: bool, config: str | None,
+            textfile_dir: str | None, textfile_name: str | None, interval: float | None,
+            listen_address: str, web_config: str | None) -> None:
+    """Install the writer's timer and the server's socket as hardened systemd units, and enable them.
+
+    Writes agent-exporter.service (the writer, a oneshot), agent-exporter.timer (runs it every
+    --interval seconds), agent-exporter-server.service and agent-exporter-server.socket (the server,
+    started on the first connection), runs daemon-reload and enables the timer and the socket.
+    Running it again changes only what differs. `uninstall` removes exactly what it did.
+    """
+    scope = scope or default_scope()
+    try:
+        req = build_request(scope, os.environ, config=config, textfile_dir=textfile_dir,
+                            textfile_name=textfile_name, interval=interval, listen_address=listen_address,
+                            web_config=web_config, unit_dir=unit_dir, say=click.echo)
+        if dry_run:
+            print_dry_run(req, say=click.echo)
+            return
+        do_install(req, now, say=click.echo)
+    except AgentExporterError as exc:
+        _fail(exc)
+
+
+@click.command(context_settings=_SETTINGS)
+@_scope_options
+def uninstall(scope: str | None, unit_dir: str | None) -> None:
+    """Stop and remove what `install` did: units, timer, socket, the writer's files and state, and
+    the group and directory changes it recorded."""
+    scope = scope or default_scope()
+    try:
+        do_uninstall(scope, unit_dir or default_unit_dir(scope, os.environ), say=click.echo)
+    except AgentExporterError as exc:
+        _fail(exc)

@@ -1,0 +1,240 @@
+"""The systemd units, rendered for a scope: templates in, {file name: unit text} out.
+
+Pure: no file system or environment access beyond reading the packaged templates (timers/*.in,
+installed as textfile_writer.timers). One set of templates serves both scopes; install.py finds
+the facts (paths, which of them a sandbox directive would hide) and writes the result.
+
+Template syntax: lines starting with "##" are dropped; "@system:" and "@user:" lines are kept only
+in that scope; @NAME@ is replaced by a value; a line that is only a placeholder whose value is
+empty disappears.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import NamedTuple
+
+from . import __version__
+from .errors import AgentExporterError
+
+WRITER_SERVICE = "agent-exporter.service"
+WRITER_TIMER = "agent-exporter.timer"
+SERVER_SERVICE = "agent-exporter-server.service"
+SERVER_SOCKET = "agent-exporter-server.socket"
+UNIT_NAMES = (WRITER_SERVICE, WRITER_TIMER, SERVER_SERVICE, SERVER_SOCKET)
+ENABLED = (WRITER_TIMER, SERVER_SOCKET)
+"""The units that are enabled and started; the services are started by them."""
+
+DEFAULT_GROUP = "agent-exporter"
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9200"
+DEFAULT_INTERVAL = 10.0
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 86400.0
+
+# What a sandbox directive hides from the service, and so what install must not let it hide.
+HOME_DIRS = ("/home", "/root", "/run/user")  # ProtectHome=yes makes these inaccessible
+TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - PrivateTmp=yes replaces these
+
+# Paths go into ExecStart=, ReadWritePaths= and Description=, which quote, unescape and expand
+# %-specifiers differently; a path made of these characters means the same in all of them.
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/._+:@,~=-]+\Z")
+_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+
+
+class UnitError(AgentExporterError):
+    """A value cannot be put into a unit file (a relative or unusual path, a bad address)."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, message: str) -> None:
+        self.what = what
+        super().__init__(f"{what}: {message}")
+
+
+class UnitParams(NamedTuple):
+    scope: str  # "user" | "system"
+    command: tuple[str, ...]  # how to run agent-exporter: (script,) or (python, "-m", "textfile_writer")
+    textfile_dir: str
+    textfile_name: str = "agents.prom"
+    interval_seconds: float = DEFAULT_INTERVAL
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    config: str | None = None
+    web_config: str | None = None
+    group: str = DEFAULT_GROUP  # system scope: the group that may write textfile_dir
+    protect_home: str = "yes"  # "yes" | "read-only"
+    protect_home_note: str = ""
+    private_tmp: bool = True
+    private_tmp_note: str = ""
+
+
+def under(path: str, roots: Iterable[str]) -> str | None:
+    """The first of roots that path is (or is below), or None."""
+    for root in roots:
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return root
+    return None
+
+
+class Sandbox(NamedTuple):
+    protect_home: str
+    protect_home_note: str
+    private_tmp: bool
+    private_tmp_note: str
+
+
+def sandbox_for(needed: Sequence[str]) -> Sandbox:
+    """The strongest ProtectHome= and PrivateTmp= that still let the service see `needed`.
+
+    `needed` are the resolved paths the service uses: the executable and its interpreter, the
+    package, the config, the textfile directory (and for user scope the runtime and state
+    directories). A pyenv interpreter in /root, a venv in a home directory or a user's
+    XDG_RUNTIME_DIR (/run/user/UID, where its manager's D-Bus socket is) would vanish under
+    ProtectHome=yes; read-only keeps them visible and still unwritable.
+    """
+    home = [(p, r) for p in needed if (r := under(p, HOME_DIRS))]
+    tmp = [(p, r) for p in needed if (r := under(p, TMP_DIRS))]
+    protect_home, home_note = "yes", ""
+    if home:
+        protect_home = "read-only"
+        home_note = ("# read-only, not yes: the service needs " + ", ".join(sorted({p for p, _ in home}))
+                     + " (yes would hide " + ", ".join(sorted({r for _, r in home})) + ")")
+    private_tmp, tmp_note = True, ""
+    if tmp:
+        private_tmp = False
+        tmp_note = ("# no: the service needs " + ", ".join(sorted({p for p, _ in tmp}))
+                    + " (a private /tmp would hide it)")
+    return Sandbox(protect_home, home_note, private_tmp, tmp_note)
+
+
+def check_path(label: str, path: str) -> str:
+    if not os.path.isabs(path):
+        raise UnitError(label, f"must be an absolute path, got {path!r}")
+    if not _SAFE_PATH.match(path):
+        raise UnitError(label, f"{path!r} has characters that unit files would have to quote or "
+                        "escape (use only letters, digits and / . _ - + : @ , ~ =)")
+    return os.path.normpath(path)
+
+
+def check_listen_address(address: str) -> str:
+    """HOST:PORT with an IP literal host ([::1]:9200 for IPv6): what ListenStream= binds."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UnitError("--web.listen-address", f"expected HOST:PORT with a port from 1 to 65535, got {address!r}")
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        raise UnitError("--web.listen-address", f"the host must be an IP address (systemd does not resolve "
+                        f"names for ListenStream=), got {host!r}") from None
+    if ip.version == 6 and not bracketed:
+        raise UnitError("--web.listen-address", f"write an IPv6 address in brackets: [{host}]:{port}")
+    return address
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def exec_line(argv: Sequence[str]) -> str:
+    """An ExecStart= value; every argument is already a safe path or a plain word."""
+    for arg in argv:
+        if not _SAFE_PATH.match(arg):
+            raise UnitError("ExecStart", f"argument {arg!r} would need quoting in a unit file")
+    return " ".join(argv)
+
+
+def write_command(p: UnitParams) -> list[str]:
+    argv = [*p.command, "write", "--scope", p.scope, "--textfile-dir", p.textfile_dir,
+            "--textfile-name", p.textfile_name]
+    if p.config:
+        argv += ["--config", p.config]
+    return argv
+
+
+def serve_command(p: UnitParams) -> list[str]:
+    # The textfile and the interval are given explicitly: the server need not read the writer's
+    # configuration (which its unprivileged user may not be allowed to read).
+    argv = [*p.command, "serve", "--textfile", os.path.join(p.textfile_dir, p.textfile_name),
+            "--interval-seconds", f"{p.interval_seconds:g}"]
+    if p.web_config:
+        argv += ["--web.config.file", p.web_config]
+    return argv
+
+
+def validate(p: UnitParams) -> UnitParams:
+    if p.scope not in ("user", "system"):
+        raise UnitError("--scope", f"must be 'user' or 'system', got {p.scope!r}")
+    if not MIN_INTERVAL <= p.interval_seconds <= MAX_INTERVAL:
+        raise UnitError("--interval", f"must be from {MIN_INTERVAL:g} to {MAX_INTERVAL:g} seconds, "
+                        f"got {p.interval_seconds:g}")
+    if "/" in p.textfile_name or not p.textfile_name.endswith(".prom") or not _SAFE_PATH.match(p.textfile_name):
+        raise UnitError("--textfile-name", f"must be a plain file name ending in .prom, got {p.textfile_name!r}")
+    if p.protect_home not in ("yes", "read-only"):
+        raise UnitError("ProtectHome", f"must be yes or read-only, got {p.protect_home!r}")
+    if not re.match(r"[a-z_][a-z0-9_-]*\Z", p.group):
+        raise UnitError("--group", f"not a valid group name: {p.group!r}")
+    return p._replace(
+        textfile_dir=check_path("--textfile-dir", p.textfile_dir),
+        config=None if p.config is None else check_path("--config", p.config),
+        web_config=None if p.web_config is None else check_path("--web.config.file", p.web_config),
+        command=tuple(check_path("the agent-exporter executable", c) if i == 0 else c
+                      for i, c in enumerate(p.command)),
+        listen_address=check_listen_address(p.listen_address),
+    )
+
+
+def values(p: UnitParams) -> dict[str, str]:
+    return {
+        "GENERATED": f"Written by `agent-exporter install --{p.scope}` (agent-exporter {__version__}). "
+                     "Run it again to change this file; keep local changes in a drop-in (systemctl edit).",
+        "SCOPE": p.scope,
+        "TEXTFILE": os.path.join(p.textfile_dir, p.textfile_name),
+        "TEXTFILE_DIR": p.textfile_dir,
+        "TEXTFILE_NAME": p.textfile_name,
+        "INTERVAL": format_seconds(p.interval_seconds),
+        "LISTEN_ADDRESS": p.listen_address,
+        "GROUP": p.group,
+        "WRITE_COMMAND": exec_line(write_command(p)),
+        "SERVE_COMMAND": exec_line(serve_command(p)),
+        "PROTECT_HOME": p.protect_home,
+        "PROTECT_HOME_NOTE": p.protect_home_note,
+        "PRIVATE_TMP": "yes" if p.private_tmp else "no",
+        "PRIVATE_TMP_NOTE": p.private_tmp_note,
+    }
+
+
+def template(name: str) -> str:
+    return resources.files("textfile_writer.timers").joinpath(name + ".in").read_text(encoding="utf-8")
+
+
+def render_template(text: str, scope: str, fill: dict[str, str]) -> str:
+    out: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("##"):
+            continue
+        only = re.match(r"@(system|user):", line)
+        if only:
+            if only.group(1) != scope:
+                continue
+            line = line[only.end():]
+        whole = _PLACEHOLDER.fullmatch(line)
+        if whole and fill.get(whole.group(1)) == "":
+            continue
+        out.append(_PLACEHOLDER.sub(lambda m: _fill(fill, m.group(1)), line))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out).strip("\n") + "\n")
+
+
+def _fill(fill: dict[str, str], name: str) -> str:
+    if name not in fill:
+        raise KeyError(f"template placeholder @{name}@ has no value")
+    return fill[name]
+
+
+def render(params: UnitParams) -> dict[str, str]:
+    """{unit file name: text} for params.scope, in UNIT_NAMES order."""
+    p = validate(params)
+    fill = values(p)
+    return {name: render_template(template(name), p.scope, fill) for name in UNIT_NAMES}
