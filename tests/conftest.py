@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +11,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from procs import Processes
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,20 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(program: str) -> str:
+    """The path of a program a test needs: missing, the test fails under CI=true and skips elsewhere."""
+    import pytest
+
+    path = shutil.which(program)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{program} is not installed (the Makefile's Debian packages should bring it)")
+        pytest.skip(f"{program} is not installed")
+    return path
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ labels, escaping), written here so the server's tests do not depend on the write
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from procs import Processes, free_port, http_get, wait_until
+from procs import IN_CI, Processes, free_port, http_get, need, wait_until
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating")
 
 
@@ -140,18 +138,6 @@ def start_server(procs: Processes, textfile: Path, *args: str, name: str = "serv
 
     wait_until(up, 15, f"the server on port {port}")
     return base, proc.pid
-
-
-def need(program: str) -> str:
-    """The path of a required program: a test that needs it fails in CI and skips elsewhere."""
-    import pytest
-
-    path = shutil.which(program)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{program} is not installed (the Makefile's Debian packages should bring it)")
-        pytest.skip(f"{program} is not installed")
-    return path
 
 
 @dataclass(frozen=True)

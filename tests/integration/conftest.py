@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness import NODE_EXPORTER, Fleet, UserManager, install_fleet, prerequisites_missing, stop_quietly
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from procs import IN_CI
 
 
 def unavailable(why: str) -> None:

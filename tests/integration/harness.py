@@ -54,14 +54,32 @@ from textfile_writer.proc import Completed  # noqa: E402
 from textfile_writer.proc import run as run_child  # noqa: E402
 
 __all__ = [
-    "EXE", "NODE_EXPORTER", "Fleet", "ManagerError", "NodeExporter", "UserManager", "agent_values",
-    "install_fleet", "parse_metrics", "prerequisites_missing", "sample_names",
+    "EXE",
+    "HOST_AND_RUN",
+    "NODE_EXPORTER",
+    "PER_AGENT",
+    "Fleet",
+    "ManagerError",
+    "NodeExporter",
+    "UserManager",
+    "agent_values",
+    "install_fleet",
+    "parse_metrics",
+    "prerequisites_missing",
+    "sample_names",
 ]
 
 SYSTEMD = "/lib/systemd/systemd"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 # The writer as installed in the project venv (the same interpreter that runs the tests).
 EXE = str(Path(sys.executable).with_name("agent-exporter"))
+# The metric contract (DESIGN.md): every family the writer produces, per agent and host/run.
+PER_AGENT = ("agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds", "agent_restart_count",
+             "agent_state", "agent_cpu_seconds_total", "agent_tasks", "agent_start_time_seconds", "agent_info")
+HOST_AND_RUN = ("agents_running_total", "agents_total", "system_memory_used_kb", "system_memory_total_kb",
+                "system_disk_used_kb", "system_disk_total_kb", "system_load_average",
+                "agent_exporter_last_success_timestamp_seconds", "agent_exporter_run_duration_seconds",
+                "agent_exporter_collect_errors", "agent_exporter_build_info")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

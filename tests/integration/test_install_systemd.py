@@ -28,7 +28,9 @@ import pytest
 import yaml
 from harness import (
     EXE,
+    HOST_AND_RUN,
     NODE_EXPORTER,
+    PER_AGENT,
     Fleet,
     UserManager,
     agent_values,
@@ -36,7 +38,7 @@ from harness import (
     sample_names,
     stop_quietly,
 )
-from procs import Processes, free_port, http_get, wait_until
+from procs import IN_CI, Processes, free_port, http_get, wait_until
 
 from textfile_writer import units
 from textfile_writer.install import MANIFEST
@@ -44,16 +46,8 @@ from textfile_writer.install import MANIFEST
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 INTERVAL = 2.0
 UNIT_GLOB = "agent-exporter*"
-# The metric contract (DESIGN.md): every family, host metrics included.
-PER_AGENT = ("agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds", "agent_restart_count",
-             "agent_state", "agent_cpu_seconds_total", "agent_tasks", "agent_start_time_seconds", "agent_info")
-HOST_AND_RUN = ("agents_running_total", "agents_total", "system_memory_used_kb", "system_memory_total_kb",
-                "system_disk_used_kb", "system_disk_total_kb", "system_load_average",
-                "agent_exporter_last_success_timestamp_seconds", "agent_exporter_run_duration_seconds",
-                "agent_exporter_collect_errors", "agent_exporter_build_info")
 
 
 @dataclass(frozen=True)

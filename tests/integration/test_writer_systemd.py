@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 from harness import (
     EXE,
+    HOST_AND_RUN,
     MEMORY_HELD,
+    PER_AGENT,
     Fleet,
     NodeExporter,
     UserManager,
@@ -38,12 +40,6 @@ pytestmark = pytest.mark.integration
 
 UP_STATES = ("active", "reloading")
 STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating")
-PER_AGENT = ("agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds", "agent_restart_count",
-             "agent_state", "agent_cpu_seconds_total", "agent_tasks", "agent_start_time_seconds", "agent_info")
-HOST_AND_RUN = ("agents_running_total", "agents_total", "system_memory_used_kb", "system_memory_total_kb",
-                "system_disk_used_kb", "system_disk_total_kb", "system_load_average",
-                "agent_exporter_last_success_timestamp_seconds", "agent_exporter_run_duration_seconds",
-                "agent_exporter_collect_errors", "agent_exporter_build_info")
 LAST_FAMILY = "agent_exporter_build_info"
 PROPS = ["Id", "LoadState", "ActiveState", "NRestarts", "MemoryCurrent", "TasksCurrent"]
 EXPLICIT_NAME = "runner"  # agent-running is listed explicitly under this name, type primary

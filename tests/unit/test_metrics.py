@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from builders import agent, snapshot
-from conftest import IN_CI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from procs import need
 from prometheus_client.parser import text_string_to_metric_families
 
 from textfile_writer.host import HostSample
@@ -140,11 +139,7 @@ CONTRACT_LINT = {
 
 
 def promtool_findings(text: str) -> set[str]:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if IN_CI:
-            pytest.fail("promtool is missing (Debian package prometheus); make test installs it")
-        pytest.skip("promtool not installed (make test installs it)")
+    promtool = need("promtool")
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True,
                           timeout=30, check=False)
     assert "error" not in done.stderr.lower() or done.returncode == 3, done.stderr

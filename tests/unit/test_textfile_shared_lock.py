@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import IN_CI
 
 from textfile_writer.textfile import RunLock
 
 REPO = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 # Debian's python3 (the project venv's may live under /root, closed to other users)
 PYTHON = "/usr/bin/python3"
 TAKE_LOCK = ("import sys; sys.path.insert(0, sys.argv[1]); from textfile_writer.textfile import RunLock\n"

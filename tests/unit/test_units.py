@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from procs import need
 
 from textfile_writer import systemd, units
 from textfile_writer.install import own_command
 from textfile_writer.proc import Completed
 from textfile_writer.units import UnitError, UnitParams, render, sandbox_for
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 EXE = "/opt/agent-exporter/bin/agent-exporter"
 MAX_EXPOSURE = {units.WRITER_SERVICE: 1.0, units.SERVER_SERVICE: 1.5}
 
@@ -194,15 +193,6 @@ def test_own_services_are_not_discovered() -> None:
 # systemd's own verdict
 
 
-def need_tool(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{tool} is missing under CI=true (apt-get install systemd)")
-        pytest.skip(f"{tool} is not installed")
-    return path
-
-
 VARIANTS = [("system", "yes", True), ("system", "read-only", True), ("user", "read-only", True),
             ("user", "read-only", False), ("user", "yes", True)]
 
@@ -219,7 +209,7 @@ def write_variant(tmp_path: Path, scope: str, protect_home: str, private_tmp: bo
 
 
 def analyze(scope: str, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    tool = need_tool("systemd-analyze")
+    tool = need("systemd-analyze")
     runtime = tmp_path / "runtime"  # a user-scope analysis wants an XDG_RUNTIME_DIR
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "LC_ALL": "C", "SYSTEMD_LOG_COLOR": "0", "XDG_RUNTIME_DIR": str(runtime)}
