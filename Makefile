@@ -7,8 +7,10 @@ VENV ?= .venv
 # A real interpreter, not a version-manager shim: the venv is made from it and used for everything.
 PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null | head -n1)
 PY := $(VENV)/bin/python
-# prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test.
-APT_PACKAGES := prometheus prometheus-node-exporter curl openssl util-linux systemd chromium fonts-dejavu-core
+# prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test;
+# prometheus-alertmanager: amtool and the routing test; shellcheck: the deploy script.
+APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager curl openssl util-linux systemd \
+	chromium fonts-dejavu-core shellcheck
 BENCH_APT_PACKAGES := time wrk
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
@@ -44,7 +46,7 @@ venv: $(STAMP_APT) $(STAMP_PIP)
 deps: venv
 
 lint: deps
-	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks
+	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy
 
 typecheck: deps
 	$(VENV)/bin/mypy
