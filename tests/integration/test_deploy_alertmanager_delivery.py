@@ -52,10 +52,18 @@ def test_routing_inhibition_and_secret_files(tmp_path: Path, procs: Processes) -
         down_a = alert("AgentDown", "warning", "host-a:9200", agent="agent-x", type="primary")
         down_b = alert("AgentDown", "warning", "host-b:9200", agent="agent-y", type="primary")
         many_a = alert("MultipleAgentsDown", "critical", "host-a:9200")
-        am.post([many_a, down_a, down_b])
 
         def by_instance(name: str) -> dict[str, dict[str, Any]]:
             return {a["labels"]["instance"]: a for a in am.alerts() if a["labels"]["alertname"] == name}
+
+        # Alertmanager decides inhibition when it flushes a group (group_wait, 1 s here, 30 s shipped),
+        # from the inhibiting alerts it holds by then. Prometheus sends MultipleAgentsDown and the
+        # AgentDowns at once and the 30 s wait covers the race; with 1 s the source goes first.
+        am.post([many_a])
+        wait_until(lambda: "host-a:9200" in by_instance("MultipleAgentsDown"), 20, "MultipleAgentsDown held",
+                   step=0.1)
+        time.sleep(0.5)
+        am.post([down_a, down_b])
 
         def settled() -> bool:
             down = by_instance("AgentDown")
