@@ -18,7 +18,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 .PHONY: help venv deps lint typecheck unit test demo bench clean
 
 help:
-	@echo "make demo   - 16 demo agents watched by the installed timer and socket: status table, server URL; uninstalled at the end"
+	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
 	@echo "make test   - install test dependencies, then ruff, mypy --strict and pytest (unit + integration)"
 	@echo "make bench  - writer cost against the floor, server throughput against node_exporter (benchmarks/RESULTS.md)"
 

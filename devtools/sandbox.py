@@ -193,7 +193,9 @@ class SandboxManager(Manager):
             self.proc = subprocess.Popen(
                 ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                 env={**os.environ, **self.env, "SYSTEMD_LOG_TARGET": "console"},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                # a session of its own: Ctrl-C in a terminal reaches the caller, which stops the
+                # manager itself (stop()), not the manager directly (it would begin exiting)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + timeout

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+# The checkout, for devtools (procs and the other helpers use it), and tests/ for those helpers.
+sys.path.insert(0, str(Path(__file__).parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from procs import Processes

@@ -1,6 +1,9 @@
-"""Helpers for the tests of deploy/: the shipped files, copies of them made fit for a test (targets on
-free loopback ports, seconds instead of minutes), Grafana's variable interpolation, and two small
-notification sinks (a Slack webhook and an SMTP server) that Alertmanager delivers to.
+"""Helpers for the tests of deploy/: the shipped files, a copy of alertmanager.yml made fit for a
+test, Grafana's variable interpolation, two small notification sinks (a Slack webhook and an SMTP
+server) that Alertmanager delivers to, and Alertmanager itself.
+
+Prometheus, node_exporter and the copies of the Prometheus files (targets on free loopback ports,
+seconds instead of minutes) are devtools.stack's: `make demo` runs them too.
 
 The copies change only what a test must (addresses, secret file paths, timings); routes, receivers,
 rule expressions, annotations and dashboard queries are the shipped ones.
@@ -13,8 +16,6 @@ import json
 import re
 import socketserver
 import threading
-import time
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,21 +23,27 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from procs import Processes, free_port, http_get, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy"
-PROMETHEUS_DIR = DEPLOY / "prometheus"
-PROMETHEUS_YML = PROMETHEUS_DIR / "prometheus.yml"
+from devtools.stack import (
+    ALERTS_YML,
+    DEPLOY,
+    PROMETHEUS_DIR,
+    Processes,
+    ProgramExited,
+    api_get,
+    free_port,
+    http_get,
+    load_yaml,
+    wait_until,
+)
+
 PROMETHEUS_FLEET_YML = PROMETHEUS_DIR / "prometheus-fleet.yml"
-ALERTS_YML = PROMETHEUS_DIR / "prometheus-alerts.yml"
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 ALERTMANAGER_YML = DEPLOY / "alertmanager" / "alertmanager.yml"
 DASHBOARD_JSON = DEPLOY / "grafana" / "dashboards" / "agent-monitoring.json"
 GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
 COMPOSE_YML = DEPLOY / "docker-compose.yml"
 DEPLOY_SCRIPT = DEPLOY / "deploy_agent_monitoring.sh"
-PROMETHEUS_BIN = "prometheus"
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 CONFIG_EDITOR = DEPLOY / "prometheus_config.py"
 
@@ -86,10 +93,6 @@ scrape_configs:
 """
 
 
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
 def alert_rules() -> list[dict[str, Any]]:
     return [r for g in load_yaml(ALERTS_YML)["groups"] for r in g["rules"] if "alert" in r]
 
@@ -128,44 +131,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Copies for a test
-
-
-def rules_for_test(directory: Path, for_: str = "2s", interval: str = "1s") -> Path:
-    """The shipped rules with every `for:` set to `for_` and evaluated every `interval`."""
-    doc = load_yaml(ALERTS_YML)
-    for group in doc["groups"]:
-        group["interval"] = interval
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = for_
-    path = directory / "prometheus-alerts.yml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def prometheus_for_test(directory: Path, targets: Mapping[str, str], alertmanager: str | None,
-                        rules: Path, source: Path = PROMETHEUS_YML, interval: str = "1s") -> Path:
-    """The shipped prometheus.yml with each job's targets replaced, scrapes and evaluations every
-    `interval`, the test's rules, and alerts sent to `alertmanager` (host:port) or nowhere."""
-    doc = load_yaml(source)
-    doc["global"] = {**doc.get("global", {}), "scrape_interval": interval, "evaluation_interval": interval}
-    jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
-    if set(jobs) != set(targets):
-        raise AssertionError(f"the shipped jobs are {sorted(jobs)}, the test has targets for {sorted(targets)}")
-    for name, job in jobs.items():
-        job["scrape_interval"] = interval
-        job["scrape_timeout"] = interval
-        job.pop("file_sd_configs", None)
-        job["static_configs"] = [{"targets": [targets[name]]}]
-    if alertmanager is None:
-        doc.pop("alerting", None)
-    else:
-        doc["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
-    doc["rule_files"] = [str(rules)]
-    path = directory / "prometheus.yml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+# A copy of alertmanager.yml for a test
 
 
 SECRETS_IN_CONTAINER = "/etc/alertmanager/secrets/"
@@ -386,76 +352,7 @@ class SmtpSink:
 
 
 # ---------------------------------------------------------------------------------------------
-# Prometheus and Alertmanager, started by a test on free loopback ports and stopped by `procs`
-
-
-def api_get(base: str, path: str, **params: str) -> Any:
-    query = urllib.parse.urlencode(params)
-    status, body = http_get(f"{base}{path}?{query}" if query else f"{base}{path}")
-    if status != 200:
-        raise AssertionError(f"GET {path} {params}: {status} {body[:500]!r}")
-    doc = json.loads(body)
-    if isinstance(doc, dict) and doc.get("status") == "success":
-        return doc["data"]
-    return doc
-
-
-class PrometheusServer:
-    def __init__(self, procs: Processes, binary: str, config: Path, data: Path, *extra: str) -> None:
-        self.procs = procs
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.name = f"prometheus-{self.port}"
-        self.proc = procs.start([binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *extra],
-                                self.name)
-
-    def wait_ready(self, timeout: float = 60) -> PrometheusServer:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited {self.proc.returncode}: {self.log()[-3000:]}")
-            return http_get(f"{self.base}/-/ready", timeout=2)[0] == 200
-
-        wait_until(ready, timeout, "Prometheus to be ready")
-        return self
-
-    def log(self) -> str:
-        return self.procs.log(self.name)
-
-    def api(self, path: str, **params: str) -> Any:
-        return api_get(self.base, path, **params)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        return self.api("/api/v1/query", query=expr)["result"]  # type: ignore[no-any-return]
-
-    def query_range(self, expr: str, seconds: float, step: float = 1.0) -> list[dict[str, Any]]:
-        end = time.time()
-        return self.api("/api/v1/query_range", query=expr, start=f"{end - seconds:.3f}",  # type: ignore[no-any-return]
-                        end=f"{end:.3f}", step=f"{step:g}")["result"]
-
-    def targets(self) -> dict[str, list[dict[str, Any]]]:
-        """job -> its active targets."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for t in self.api("/api/v1/targets", state="active")["activeTargets"]:
-            out.setdefault(t["labels"]["job"], []).append(t)
-        return out
-
-    def wait_targets_up(self, jobs: Mapping[str, int], timeout: float = 30) -> None:
-        """Until each job has exactly that many targets, all up."""
-        def up() -> bool:
-            found = self.targets()
-            return all(len(found.get(j, [])) == n and all(t["health"] == "up" for t in found[j])
-                       for j, n in jobs.items())
-
-        try:
-            wait_until(up, timeout, f"targets {dict(jobs)} up", step=0.2)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\ntargets: {self.targets()}\n{self.log()[-3000:]}") from None
-
-    def firing(self, alertname: str) -> list[dict[str, str]]:
-        """Labels of the firing alerts of that name, as the rules manager has them now."""
-        return [a["labels"] for a in self.api("/api/v1/alerts")["alerts"]
-                if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
+# Alertmanager, started by a test on a free loopback port and stopped by `procs`
 
 
 class AlertmanagerServer:
@@ -473,7 +370,7 @@ class AlertmanagerServer:
     def wait_ready(self, timeout: float = 30) -> AlertmanagerServer:
         def ready() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"alertmanager exited {self.proc.returncode}: {self.log()[-3000:]}")
+                raise ProgramExited(f"alertmanager exited {self.proc.returncode}: {self.log()[-3000:]}")
             return http_get(f"{self.base}/-/ready", timeout=2)[0] == 200
 
         wait_until(ready, timeout, "Alertmanager to be ready")

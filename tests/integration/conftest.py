@@ -10,8 +10,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from harness import NODE_EXPORTER, Fleet, UserManager, install_fleet, prerequisites_missing, stop_quietly
+from harness import Fleet, UserManager, install_fleet, prerequisites_missing, stop_quietly
 from procs import IN_CI
+
+from devtools.stack import NODE_EXPORTER
 
 
 def unavailable(why: str) -> None:

@@ -1,4 +1,5 @@
-"""The real parts the integration tests run against: a systemd user manager, its agent fleet, node_exporter.
+"""The real parts the integration tests run against: a systemd user manager and its agent fleet
+(node_exporter is devtools.stack's, shared with the demo).
 
 UserManager is devtools.sandbox.SandboxManager (the demo's and the benchmarks' manager) with what
 the tests add: a fixed cgroup name for captured fixtures, an unprivileged variant, multi-unit
@@ -42,7 +43,7 @@ for _p in (REPO, TESTS):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from procs import Processes, free_port, http_get, wait_until  # noqa: E402
+from procs import wait_until  # noqa: E402
 
 from devtools.sandbox import (  # noqa: E402
     ManagerError,
@@ -56,11 +57,9 @@ from textfile_writer.proc import run as run_child  # noqa: E402
 __all__ = [
     "EXE",
     "HOST_AND_RUN",
-    "NODE_EXPORTER",
     "PER_AGENT",
     "Fleet",
     "ManagerError",
-    "NodeExporter",
     "UserManager",
     "agent_values",
     "install_fleet",
@@ -70,7 +69,6 @@ __all__ = [
 ]
 
 SYSTEMD = "/lib/systemd/systemd"
-NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 # The writer as installed in the project venv (the same interpreter that runs the tests).
 EXE = str(Path(sys.executable).with_name("agent-exporter"))
 # The metric contract (DESIGN.md): every family the writer produces, per agent and host/run.
@@ -270,40 +268,7 @@ def install_fleet(manager: UserManager, timeout: float = 30) -> Fleet:
 
 
 # ---------------------------------------------------------------------------------------------
-# node_exporter and the exposition format
-
-
-class NodeExporter:
-    """node_exporter with only the textfile collector, on a free loopback port, stopped by `procs`."""
-
-    def __init__(self, procs: Processes, textfile_dir: Path) -> None:
-        self.procs = procs
-        self.textfile_dir = textfile_dir
-        self.port = 0
-        self.name = ""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
-
-    def start(self, timeout: float = 20) -> NodeExporter:
-        self.port = free_port()
-        self.name = f"node_exporter-{self.port}"
-        self.procs.start([
-            NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{self.port}", "--collector.disable-defaults",
-            "--collector.textfile", f"--collector.textfile.directory={self.textfile_dir}",
-        ], name=self.name)
-        try:
-            wait_until(lambda: http_get(self.url, timeout=2)[0] == 200, timeout, f"node_exporter on {self.url}")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; its log:\n{self.procs.log(self.name)[-2000:]}") from None
-        return self
-
-    def scrape(self) -> str:
-        status, body = http_get(self.url)
-        if status != 200:
-            raise AssertionError(f"node_exporter answered {status}: {body[:500]!r}")
-        return body.decode("utf-8")
+# The exposition format (node_exporter itself is devtools.stack.NodeExporter)
 
 
 MetricKey = tuple[str, frozenset[tuple[str, str]]]

@@ -24,9 +24,7 @@ from typing import Any
 import pytest
 from deploy_fixtures import (
     ALERTMANAGER_BIN,
-    PROMETHEUS_BIN,
     AlertmanagerServer,
-    PrometheusServer,
     SlackSink,
     SmtpSink,
     alert_rules,
@@ -34,13 +32,12 @@ from deploy_fixtures import (
     dashboard,
     interpolate,
     panel_targets,
-    prometheus_for_test,
-    rules_for_test,
 )
-from harness import EXE, NodeExporter, UserManager, stop_quietly
+from harness import EXE, UserManager, stop_quietly
 from procs import Processes, free_port, need, wait_until
 
 from devtools.fleet import DemoAgent, install_fleet
+from devtools.stack import PROMETHEUS_BIN, NodeExporter, PrometheusServer, prometheus_config, shortened_rules
 
 pytestmark = pytest.mark.integration
 
@@ -129,8 +126,8 @@ def test_deploy_end_to_end(manager: UserManager, procs: Processes, tmp_path: Pat
         # -- the monitoring side: Alertmanager and Prometheus with the shipped files ------------
         am_files = alertmanager_for_test(tmp_path, slack.url, smtp.address)
         am = AlertmanagerServer(procs, alertmanager_bin, am_files.config, tmp_path / "am-data").wait_ready()
-        rules = rules_for_test(tmp_path, for_=FOR, interval=INTERVAL)
-        prom_config = prometheus_for_test(tmp_path, {"agent-monitoring": exporter.address,
+        rules = shortened_rules(tmp_path, for_=FOR, interval=INTERVAL)
+        prom_config = prometheus_config(tmp_path, {"agent-monitoring": exporter.address,
                                                      "node": f"127.0.0.1:{node.port}"}, am.address, rules,
                                           interval=INTERVAL)
         prom = PrometheusServer(procs, prometheus_bin, prom_config, tmp_path / "tsdb").wait_ready()

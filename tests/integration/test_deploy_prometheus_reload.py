@@ -16,16 +16,13 @@ import yaml
 from deploy_fixtures import (
     DEBIAN_DEFAULT,
     DEPLOY_SCRIPT,
-    PROMETHEUS_BIN,
-    PROMETHEUS_DIR,
     PROMETHEUS_FLEET_YML,
-    PrometheusServer,
     alert_rules,
-    load_yaml,
-    rules_for_test,
 )
 from procs import Processes, free_port, need, wait_until
 from server_fixtures import fleet, render, start_server, write_textfile
+
+from devtools.stack import PROMETHEUS_BIN, PROMETHEUS_DIR, PrometheusServer, load_yaml, shortened_rules
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +89,7 @@ def test_fleet_config_takes_hosts_from_target_files(tmp_path: Path, procs: Proce
         for sd in job["file_sd_configs"]:
             sd["refresh_interval"] = "1s"
     doc.pop("alerting")
-    doc["rule_files"] = [str(rules_for_test(tmp_path))]
+    doc["rule_files"] = [str(shortened_rules(tmp_path))]
     config = etc / "prometheus.yml"
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
     shipped = load_yaml(PROMETHEUS_DIR / "targets" / "agent-monitoring" / "hosts.yml")

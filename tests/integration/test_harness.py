@@ -12,13 +12,14 @@ from harness import (
     EXE,
     MEMORY_HELD,
     Fleet,
-    NodeExporter,
     UserManager,
     agent_values,
     parse_metrics,
     stop_quietly,
 )
 from procs import Processes, wait_until
+
+from devtools.stack import NodeExporter
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,6 @@ import yaml
 from harness import (
     EXE,
     HOST_AND_RUN,
-    NODE_EXPORTER,
     PER_AGENT,
     Fleet,
     UserManager,
@@ -40,6 +39,7 @@ from harness import (
 )
 from procs import IN_CI, Processes, free_port, http_get, wait_until
 
+from devtools.stack import NODE_EXPORTER
 from textfile_writer import units
 from textfile_writer.install import MANIFEST
 

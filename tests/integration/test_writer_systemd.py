@@ -25,7 +25,6 @@ from harness import (
     MEMORY_HELD,
     PER_AGENT,
     Fleet,
-    NodeExporter,
     UserManager,
     agent_name,
     agent_values,
@@ -34,6 +33,7 @@ from harness import (
 )
 from procs import Processes, wait_until
 
+from devtools.stack import NodeExporter
 from textfile_writer.proc import Completed
 
 pytestmark = pytest.mark.integration

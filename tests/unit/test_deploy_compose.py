@@ -12,10 +12,10 @@ from deploy_fixtures import (
     COMPOSE_YML,
     DEPLOY,
     PROMETHEUS_FLEET_YML,
-    PROMETHEUS_YML,
     SECRETS_IN_CONTAINER,
-    load_yaml,
 )
+
+from devtools.stack import PROMETHEUS_YML, load_yaml
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_fixtures import (
-    ALERTS_YML,
-    PROMETHEUS_DIR,
-    PROMETHEUS_FLEET_YML,
-    PROMETHEUS_YML,
-    exported_families,
-    load_yaml,
-    prometheus_for_test,
-    rules_for_test,
-)
+from deploy_fixtures import PROMETHEUS_FLEET_YML, exported_families
 from procs import need
+
+from devtools.stack import ALERTS_YML, PROMETHEUS_DIR, PROMETHEUS_YML, load_yaml, prometheus_config, shortened_rules
 
 CONFIGS = [PROMETHEUS_YML, PROMETHEUS_FLEET_YML]
 
@@ -105,12 +98,12 @@ def test_example_target_files_are_valid_file_sd(tmp_path: Path) -> None:
 
 def test_test_copies_pass_promtool(tmp_path: Path) -> None:
     """The copies the integration tests run (free ports, 1 s intervals, short `for`) stay valid."""
-    rules = rules_for_test(tmp_path)
-    config = prometheus_for_test(tmp_path, {"agent-monitoring": "127.0.0.1:1", "node": "127.0.0.1:2"},
+    rules = shortened_rules(tmp_path)
+    config = prometheus_config(tmp_path, {"agent-monitoring": "127.0.0.1:1", "node": "127.0.0.1:2"},
                                  "127.0.0.1:3", rules)
     done = promtool("check", "config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
-    fleet = prometheus_for_test(tmp_path, {"agent-monitoring": "127.0.0.1:1", "node": "127.0.0.1:2"},
+    fleet = prometheus_config(tmp_path, {"agent-monitoring": "127.0.0.1:1", "node": "127.0.0.1:2"},
                                 None, rules, source=PROMETHEUS_FLEET_YML)
     done = promtool("check", "config", str(fleet))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -220,7 +220,7 @@ def test_editor_adds_only_what_is_missing(editor: ModuleType) -> None:
 
 
 def test_editor_warns_about_node_exporter_duplicates_only_without_the_drop(editor: ModuleType) -> None:
-    from deploy_fixtures import PROMETHEUS_YML
+    from devtools.stack import PROMETHEUS_YML
 
     assert editor.duplicate_warning(DEBIAN_DEFAULT) is not None
     assert editor.duplicate_warning(PROMETHEUS_YML.read_text()) is None
