@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -234,7 +234,31 @@ class Received:
             return list(self.items)
 
 
-class SlackSink:
+class _BackgroundServer:
+    """A socketserver on a free loopback port, served from a thread while the `with` block runs."""
+
+    server: socketserver.BaseServer
+
+    def serve(self, server: socketserver.BaseServer) -> None:
+        self.server = server
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{host}:{port}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+class SlackSink(_BackgroundServer):
     """An HTTP server on a free loopback port that records each POST: {"path", "body" (JSON)}."""
 
     def __init__(self) -> None:
@@ -254,24 +278,14 @@ class SlackSink:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> SlackSink:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        return f"http://{self.address}"
 
 
-class SmtpSink:
+class SmtpSink(_BackgroundServer):
     """A minimal SMTP server on a free loopback port that records each message:
     {"auth": (user, password) from AUTH PLAIN, "from", "to": [...], "data": the message text}."""
 
@@ -334,21 +348,7 @@ class SmtpSink:
             daemon_threads = True
             allow_reuse_address = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> SmtpSink:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self.serve(Server(("127.0.0.1", 0), Handler))
 
 
 # ---------------------------------------------------------------------------------------------
