@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -268,34 +268,45 @@ def api_get(base: str, path: str, **params: str) -> Any:
     return doc
 
 
-class PrometheusServer:
-    """Prometheus on a free loopback port with `config`, its TSDB in `data`, started by `procs`."""
+class LoopbackProgram:
+    """A program of the Prometheus family on a free loopback port, started by `procs` (so stopped
+    by PID), ready once its /-/ready answers 200."""
 
-    def __init__(self, procs: Processes, binary: str, config: Path, data: Path, *extra: str) -> None:
+    def __init__(self, procs: Processes, name: str, argv: Callable[[str], Sequence[str]]) -> None:
+        """argv(address) is the command line, given the 127.0.0.1:<port> to listen on."""
         self.procs = procs
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.base = f"http://{self.address}"
-        self.name = f"prometheus-{self.port}"
-        self.proc = procs.start([binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                                 f"--web.listen-address={self.address}", "--log.level=warn", *extra],
-                                self.name)
-        self._ui: str | None = None
+        self.name = f"{name}-{self.port}"
+        self.proc = procs.start(list(argv(self.address)), self.name)
 
-    def wait_ready(self, timeout: float = 60) -> PrometheusServer:
+    def wait_ready(self, timeout: float = 60) -> Self:
+        program = self.name.rsplit("-", 1)[0]
+
         def ready() -> bool:
             if self.proc.poll() is not None:
-                raise ProgramExited(f"prometheus exited {self.proc.returncode}: {self.log()[-3000:]}")
+                raise ProgramExited(f"{program} exited {self.proc.returncode}: {self.log()[-3000:]}")
             return http_get(f"{self.base}/-/ready", timeout=2)[0] == 200
 
         try:
-            wait_until(ready, timeout, "Prometheus to be ready")
+            wait_until(ready, timeout, f"{program} to be ready")
         except TimeoutError as exc:
             raise StackError(f"{exc}\n{self.log()[-3000:]}") from None
         return self
 
     def log(self) -> str:
         return self.procs.log(self.name)
+
+
+class PrometheusServer(LoopbackProgram):
+    """Prometheus on a free loopback port with `config`, its TSDB in `data`, started by `procs`."""
+
+    def __init__(self, procs: Processes, binary: str, config: Path, data: Path, *extra: str) -> None:
+        super().__init__(procs, "prometheus", lambda address: [
+            binary, f"--config.file={config}", f"--storage.tsdb.path={data}", f"--web.listen-address={address}",
+            "--log.level=warn", *extra])
+        self._ui: str | None = None
 
     def page(self, name: str, query: str = "") -> str:
         """The URL of a page of the web UI ("graph", "alerts", "targets"): /<name> where the React UI

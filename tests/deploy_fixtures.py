@@ -28,13 +28,10 @@ from devtools.stack import (
     ALERTS_YML,
     DEPLOY,
     PROMETHEUS_DIR,
+    LoopbackProgram,
     Processes,
-    ProgramExited,
     api_get,
-    free_port,
-    http_get,
     load_yaml,
-    wait_until,
 )
 
 PROMETHEUS_FLEET_YML = PROMETHEUS_DIR / "prometheus-fleet.yml"
@@ -355,29 +352,12 @@ class SmtpSink(_BackgroundServer):
 # Alertmanager, started by a test on a free loopback port and stopped by `procs`
 
 
-class AlertmanagerServer:
+class AlertmanagerServer(LoopbackProgram):
     def __init__(self, procs: Processes, binary: str, config: Path, data: Path) -> None:
-        self.procs = procs
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.base = f"http://{self.address}"
-        self.name = f"alertmanager-{self.port}"
         # --cluster.listen-address= : no gossip port (it would be 0.0.0.0:9094, fixed)
-        self.proc = procs.start([binary, f"--config.file={config}", f"--storage.path={data}",
-                                 f"--web.listen-address={self.address}", "--cluster.listen-address=",
-                                 "--log.level=warn"], self.name)
-
-    def wait_ready(self, timeout: float = 30) -> AlertmanagerServer:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise ProgramExited(f"alertmanager exited {self.proc.returncode}: {self.log()[-3000:]}")
-            return http_get(f"{self.base}/-/ready", timeout=2)[0] == 200
-
-        wait_until(ready, timeout, "Alertmanager to be ready")
-        return self
-
-    def log(self) -> str:
-        return self.procs.log(self.name)
+        super().__init__(procs, "alertmanager", lambda address: [
+            binary, f"--config.file={config}", f"--storage.path={data}", f"--web.listen-address={address}",
+            "--cluster.listen-address=", "--log.level=warn"])
 
     def alerts(self, **params: str) -> list[dict[str, Any]]:
         return api_get(self.base, "/api/v2/alerts", **params)  # type: ignore[no-any-return]
