@@ -148,6 +148,21 @@ def stop_pid(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: float
 # node_exporter
 
 
+def wait_answering(proc: subprocess.Popen[bytes], url: str, program: str, log: Callable[[], str],
+                   timeout: float) -> None:
+    """Until url answers 200. ProgramExited at once if the program dies; StackError, with the end of
+    its log, if it does not answer within timeout seconds."""
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise ProgramExited(f"{program} exited {proc.returncode}: {log()[-3000:]}")
+        return http_get(url, timeout=2)[0] == 200
+
+    try:
+        wait_until(ready, timeout, f"{program} on {url}")
+    except TimeoutError as exc:
+        raise StackError(f"{exc}\n{log()[-3000:]}") from None
+
+
 class NodeExporter:
     """node_exporter on a free loopback port, reading `textfile_dir` with its textfile collector.
 
@@ -181,17 +196,7 @@ class NodeExporter:
             self.binary, f"--web.listen-address={self.address}", *collectors,
             "--collector.textfile", f"--collector.textfile.directory={self.textfile_dir}",
         ], name=self.name)
-        proc = self.proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise ProgramExited(f"node_exporter exited {proc.returncode}: {self.log()[-2000:]}")
-            return http_get(self.url, timeout=2)[0] == 200
-
-        try:
-            wait_until(ready, timeout, f"node_exporter on {self.url}")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; its log:\n{self.log()[-2000:]}") from None
+        wait_answering(self.proc, self.url, "node_exporter", self.log, timeout)
         return self
 
     def log(self) -> str:
@@ -282,17 +287,7 @@ class LoopbackProgram:
         self.proc = procs.start(list(argv(self.address)), self.name)
 
     def wait_ready(self, timeout: float = 60) -> Self:
-        program = self.name.rsplit("-", 1)[0]
-
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise ProgramExited(f"{program} exited {self.proc.returncode}: {self.log()[-3000:]}")
-            return http_get(f"{self.base}/-/ready", timeout=2)[0] == 200
-
-        try:
-            wait_until(ready, timeout, f"{program} to be ready")
-        except TimeoutError as exc:
-            raise StackError(f"{exc}\n{self.log()[-3000:]}") from None
+        wait_answering(self.proc, f"{self.base}/-/ready", self.name.rsplit("-", 1)[0], self.log, timeout)
         return self
 
     def log(self) -> str:
