@@ -81,11 +81,11 @@ def cgroup_hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
     return out
 
 
-def sandbox_supported() -> str | None:
-    """None when a SandboxManager can run here, else why not."""
+def sandbox_supported(extra_tools: Sequence[str] = ()) -> str | None:
+    """None when a SandboxManager (and the extra tools its user wants) can run here, else why not."""
     if os.geteuid() != 0:
         return "needs root (mount namespaces, cgroups)"
-    for tool in ("unshare", "nsenter", "systemctl"):
+    for tool in ("unshare", "nsenter", "systemctl", *extra_tools):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     if not os.path.exists(_SYSTEMD):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import sys
@@ -83,12 +82,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def prerequisites_missing() -> str | None:
     """None when the integration tests can run here, else what is missing."""
-    why = sandbox_supported()
+    why = sandbox_supported(("systemd-run", "systemd-escape", "setpriv"))
     if why:
         return why
-    for tool in ("systemd-run", "systemd-escape", "setpriv"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
     if not os.path.exists(EXE):
         return f"{EXE} is missing (make venv)"
     return None
