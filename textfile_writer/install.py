@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from . import configfile, state, systemd, units
 from .config import DEFAULT_TEXTFILE_DIR, DEFAULT_TEXTFILE_NAME
 from .errors import AgentExporterError
+from .options import user_state_home
 from .proc import Runner, run
 from .textfile import RunLock, atomic_write, temp_prefix
 
@@ -76,10 +77,6 @@ def default_unit_dir(scope: str, environ: Mapping[str, str]) -> str:
 
 def user_config_home(environ: Mapping[str, str]) -> str:
     return environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-
-
-def user_state_home(environ: Mapping[str, str]) -> str:
-    return environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
 
 
 def own_command(argv0: str | None = None, executable: str | None = None) -> tuple[str, ...]:

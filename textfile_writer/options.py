@@ -87,8 +87,11 @@ def default_state_dir(environ: Mapping[str, str]) -> str:
         return environ["STATE_DIRECTORY"].split(":")[0]
     if os.geteuid() == 0:
         return "/var/lib/agent-exporter"
-    base = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "agent-exporter")
+    return os.path.join(user_state_home(environ), "agent-exporter")
+
+
+def user_state_home(environ: Mapping[str, str]) -> str:
+    return environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
 
 
 def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] | None = None,
