@@ -1,21 +1,26 @@
 """`agent-exporter install` and `uninstall`: the rendered units put in place and enabled, and undone.
 
 Install records what it changed in a manifest next to the units (`agent-exporter.install.json`):
-the unit files, the group it created, the directories it created, the textfile directory's owner
-group and mode before it changed them. Uninstall reverts exactly that and nothing else. Running
-install again changes nothing that is already right, and says so.
+the unit files, the user and group it created, the directories it created, the textfile
+directory's owner group and mode before it changed them. Uninstall reverts exactly that and nothing
+else, and exits non-zero when it had to leave something in place. Running install again changes
+nothing that is already right, and says so.
 
-System scope runs the writer and the server as systemd dynamic users (no account to create, no
-privilege left over). The writer needs write access to the textfile directory, which on Debian is
-root:root 0755, so the writer joins a system group `agent-exporter` (SupplementaryGroups=) and the
-directory becomes group-writable and setgid for it (root:agent-exporter 2775). A directory that is
-already group-writable for a group other than root's keeps its owner: the writer joins that group.
+System scope runs the writer as a static system user, `agent-exporter` (no shell, no home), which
+install creates: the writer asks PID 1 over D-Bus, and Debian 12's dbus-daemon drops connections
+from dynamic users (PID 1 starts it with SYSTEMD_NSS_DYNAMIC_BYPASS=1, systemd issue #22737). The
+server, which needs no D-Bus, stays a dynamic user. The writer needs write access to the textfile
+directory, which on Debian is root:root 0755, so the directory becomes group-writable and setgid
+for the writer's group `agent-exporter` (root:agent-exporter 2775). A directory that is already
+group-writable for a group other than root's keeps its owner: the writer runs with that group.
 
-Every child process (systemctl, getent, groupadd, groupdel) goes through the runner seam.
+Every child process (systemctl, getent, useradd, userdel, groupadd, groupdel) goes through the
+runner seam.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -36,6 +41,7 @@ SYSTEM_UNIT_DIR = "/etc/systemd/system"
 MANIFEST = "agent-exporter.install.json"
 MANIFEST_FORMAT = 1
 TIMEOUT = 60.0
+NOLOGIN = "/usr/sbin/nologin"
 TEXTFILE_DIR_MODE = 0o2775  # group-writable for the writer's group, setgid so new files keep that group
 MIN_SYSTEMD = 248  # PrivateIPC=; older versions ignore the directives they do not know, with a warning
 USER_STATE_IN_STATE_HOME = 254  # a user unit's StateDirectory= moved from $XDG_CONFIG_HOME to $XDG_STATE_HOME
@@ -60,6 +66,7 @@ class Request(NamedTuple):
     config: str | None = None
     web_config: str | None = None
     group: str = units.DEFAULT_GROUP
+    user: str = units.DEFAULT_USER
     runtime_dir: str | None = None  # user scope: $XDG_RUNTIME_DIR, where the manager's socket is
     config_home: str | None = None  # user scope: StateDirectory= lives here (systemd < 254) ...
     state_home: str | None = None  # ... or here (systemd >= 254)
@@ -159,7 +166,7 @@ def params(req: Request) -> units.UnitParams:
         scope=req.scope, command=req.command, textfile_dir=req.textfile_dir,
         textfile_name=req.textfile_name, interval_seconds=req.interval_seconds,
         listen_address=req.listen_address, config=req.config, web_config=req.web_config,
-        group=req.group, protect_home=sandbox.protect_home, protect_home_note=sandbox.protect_home_note,
+        group=req.group, user=req.user, protect_home=sandbox.protect_home, protect_home_note=sandbox.protect_home_note,
         private_tmp=sandbox.private_tmp, private_tmp_note=sandbox.private_tmp_note)
 
 
@@ -167,10 +174,12 @@ def render(req: Request) -> dict[str, str]:
     return units.render(params(req))
 
 
-def dynamic_user_problem(req: Request) -> str | None:
-    """Why a system dynamic user (any unprivileged uid) could not run the units, or None.
+def service_user_problem(req: Request) -> str | None:
+    """Why the system units' unprivileged users could not run them, or None.
 
-    Checks the permission bits for "other" along every path: the executable, its interpreter, the
+    The writer's static user and the server's dynamic user are "other" to every file install did
+    not make for them.
+    This checks the permission bits for "other" along every path: the executable, its interpreter, the
     package, the config file and the textfile directory's parents.
     """
     checks: list[tuple[str, int]] = [(req.command[0], 0o005)]
@@ -189,7 +198,8 @@ def dynamic_user_problem(req: Request) -> str | None:
     for path in needed_paths(req):
         tmp = units.under(path, units.TMP_DIRS)
         if tmp:
-            return f"{path}: a dynamic user never sees the host's {tmp} (DynamicUser= implies PrivateTmp=)"
+            return (f"{path}: the server's dynamic user never sees the host's {tmp} (DynamicUser= implies "
+                    "PrivateTmp=)")
     return None
 
 
@@ -222,6 +232,7 @@ class Manifest(NamedTuple):
     scope: str
     units: dict[str, str]  # file name -> sha256 of what we wrote
     group_created: str | None = None
+    user_created: str | None = None
     dirs_created: tuple[str, ...] = ()
     dir_changes: tuple[dict[str, int | str], ...] = ()  # path, gid, mode before; new_gid, new_mode after
     textfiles: tuple[str, ...] = ()
@@ -245,6 +256,7 @@ class Manifest(NamedTuple):
         try:
             return cls(scope=str(data["scope"]), units=dict(data["units"]),
                        group_created=data.get("group_created"),
+                       user_created=data.get("user_created"),
                        dirs_created=tuple(data.get("dirs_created", ())),
                        dir_changes=tuple(data.get("dir_changes", ())),
                        textfiles=tuple(data.get("textfiles", ())),
@@ -302,16 +314,23 @@ class Installer:
                      "directives it does not know (with a warning in its log)")
         return version
 
-    def getent_group(self, key: str) -> tuple[str, int] | None:
-        done = self.runner(["getent", "group", "--", key], self.timeout)
+    def getent(self, database: str, key: str) -> tuple[str, int] | None:
+        """(name, id) of a group or passwd entry by name or number, or None when there is none."""
+        done = self.runner(["getent", database, "--", key], self.timeout)
         if done.returncode == 2:
             return None
         if done.returncode != 0:
-            raise InstallError(f"getent group {key} failed: {_first_line(done.stderr, done.returncode)}")
+            raise InstallError(f"getent {database} {key} failed: {_first_line(done.stderr, done.returncode)}")
         fields = done.stdout.strip().split(":")
         if len(fields) < 3 or not fields[2].isdigit():
-            raise InstallError(f"getent group {key}: unexpected answer {done.stdout.strip()!r}")
+            raise InstallError(f"getent {database} {key}: unexpected answer {done.stdout.strip()!r}")
         return fields[0], int(fields[2])
+
+    def add(self, argv: list[str], what: str) -> None:
+        done = self.runner(argv, self.timeout)
+        if done.returncode != 0:
+            raise InstallError(f"{' '.join(argv[:2])} {what} failed: {_first_line(done.stderr, done.returncode)}")
+        self.changed = True
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -322,16 +341,18 @@ class Installer:
         rendered = render(req)  # bad values fail here, before anything changes
         version = self.check_systemd()
         if req.scope == "system" and self.check_access:
-            problem = dynamic_user_problem(req)
+            problem = service_user_problem(req)
             if problem:
                 raise InstallError(
-                    f"the system units run as a dynamic (unprivileged) user, which could not use {problem}; "
+                    f"the system units run as unprivileged users, which could not use {problem}; "
                     "install agent-exporter where every user can run it (e.g. python3 -m venv "
                     "/opt/agent-exporter) and keep its files world-readable")
         old = Manifest.load(self.manifest_path)
         if old is not None and old.scope != req.scope:
             raise InstallError(f"{self.manifest_path} records a {old.scope}-scope install; uninstall it first")
         manifest = old or Manifest(scope=req.scope, units={})
+        if req.scope == "system":
+            manifest = self.ensure_user(manifest)
         if req.scope == "user" and req.config_home and req.state_home:
             home = req.state_home if version is None or version >= USER_STATE_IN_STATE_HOME else req.config_home
             manifest = manifest._replace(state_dir=os.path.join(home, "agent-exporter"))
@@ -374,19 +395,19 @@ class Installer:
             raise InstallError(f"textfile directory {path} exists and is not a directory")
         mode = stat.S_IMODE(st.st_mode)
         if st.st_gid != 0 and mode & 0o030 == 0o030:
-            found = self.getent_group(str(st.st_gid))
+            found = self.getent("group", str(st.st_gid))
             if found is None:
                 raise InstallError(f"textfile directory {path} belongs to gid {st.st_gid}, which has no name")
             self.group = found[0]
-            self.say(f"  textfile directory {path}: already group-writable for {self.group}; the writer joins "
-                     "that group, nothing changed")
+            self.say(f"  textfile directory {path}: already group-writable for {self.group}; the writer runs "
+                     "with that group, nothing changed")
             if not mode & 0o001:
-                self.say(f"  warning: {path} is mode {mode:04o}: the server (another dynamic user) cannot read "
+                self.say(f"  warning: {path} is mode {mode:04o}: the server (a dynamic user) cannot read "
                          f"the file; if you use it, add SupplementaryGroups={self.group} with `systemctl edit "
                          f"{units.SERVER_SERVICE}`")
             return manifest
         if st.st_gid != 0:
-            owner = self.getent_group(str(st.st_gid))
+            owner = self.getent("group", str(st.st_gid))
             raise InstallError(
                 f"textfile directory {path} belongs to group {owner[0] if owner else st.st_gid}, which cannot "
                 f"write it; make it group-writable (chmod g+w) to let the writer join that group, or give it "
@@ -404,18 +425,35 @@ class Installer:
         return manifest
 
     def ensure_group(self, manifest: Manifest) -> tuple[Manifest, int]:
-        found = self.getent_group(self.group)
+        """The writer's own group (req.group), created when missing; its gid."""
+        name = self.req.group
+        found = self.getent("group", name)
         if found is not None:
             return manifest, found[1]
-        done = self.runner(["groupadd", "--system", "--", self.group], self.timeout)
-        if done.returncode != 0:
-            raise InstallError(f"groupadd --system {self.group} failed: {_first_line(done.stderr, done.returncode)}")
-        found = self.getent_group(self.group)
+        self.add(["groupadd", "--system", "--", name], name)
+        found = self.getent("group", name)
         if found is None:
-            raise InstallError(f"groupadd created {self.group}, but getent does not find it")
-        self.changed = True
-        self.say(f"  created system group {self.group} (gid {found[1]}): the writer's access to the textfile directory")
-        return manifest._replace(group_created=self.group), found[1]
+            raise InstallError(f"groupadd created {name}, but getent does not find it")
+        self.say(f"  created system group {name} (gid {found[1]}): the writer's access to the textfile directory")
+        return manifest._replace(group_created=name), found[1]
+
+    def ensure_user(self, manifest: Manifest) -> Manifest:
+        """The writer's static system user, created when missing (no home, no shell, its own group)."""
+        name = self.req.user
+        found = self.getent("passwd", name)
+        if found is not None:
+            if found[1] == 0:
+                raise InstallError(f"user {name} has uid 0; the writer must not run as root")
+            self.say(f"  the writer runs as {name} (uid {found[1]})")
+            return manifest
+        manifest, _gid = self.ensure_group(manifest)
+        self.add(["useradd", "--system", "--gid", self.req.group, "--no-create-home", "--home-dir", "/nonexistent",
+                  "--shell", NOLOGIN, "--comment", "agent-exporter writer", "--", name], name)
+        found = self.getent("passwd", name)
+        if found is None:
+            raise InstallError(f"useradd created {name}, but getent does not find it")
+        self.say(f"  created system user {name} (uid {found[1]}, no home, no shell): the writer runs as it")
+        return manifest._replace(user_created=name)
 
     def makedirs(self, path: str, mode: int, announce: bool = True) -> list[str]:
         missing = []
@@ -518,9 +556,9 @@ def dry_run(req: Request, say: Say = print) -> None:
         say(f"# {os.path.join(req.unit_dir, name)}")
         say(text)
     if req.scope == "system":
-        problem = dynamic_user_problem(req)
+        problem = service_user_problem(req)
         if problem:
-            say(f"# warning: install would refuse: the dynamic user could not use {problem}")
+            say(f"# warning: install would refuse: the services' users could not use {problem}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,15 +607,24 @@ class Uninstaller:
             self.revert_dir(change)
         for d in sorted(set(manifest.dirs_created), key=len, reverse=True):  # children first
             self.remove_dir(d)
+        # the user before its group: userdel refuses to leave a user without its primary group
+        if manifest.user_created:
+            self.delete(["userdel", "--", manifest.user_created], f"user {manifest.user_created}")
         if manifest.group_created:
-            done = self.runner(["groupdel", "--", manifest.group_created], self.timeout)
-            if done.returncode == 0:
-                self.say(f"  removed group {manifest.group_created}")
-            else:
-                self.problems.append(f"groupdel {manifest.group_created}: {_first_line(done.stderr, done.returncode)}")
+            self.delete(["groupdel", "--", manifest.group_created], f"group {manifest.group_created}")
         for problem in self.problems:
             self.say(f"  left in place: {problem}")
+        if self.problems:
+            raise InstallError(f"uninstall left {len(self.problems)} thing(s) in place (listed above); "
+                               "remove them by hand")
         return True
+
+    def delete(self, argv: list[str], what: str) -> None:
+        done = self.runner(argv, self.timeout)
+        if done.returncode == 0:
+            self.say(f"  removed {what}")
+        else:
+            self.problems.append(f"{argv[0]} {argv[-1]}: {_first_line(done.stderr, done.returncode)}")
 
     def stop_and_disable(self) -> None:
         rc, _out, err = self.systemctl("disable", "--now", "--", *units.ENABLED)
@@ -592,7 +639,9 @@ class Uninstaller:
     def remove_state(self, state_dir: str | None) -> None:
         """The writer's CPU counters and config cache, in the unit's StateDirectory=."""
         if self.scope == "system":
-            # /var/lib/private/agent-exporter belongs to the dynamic user's unit alone.
+            # systemd (252) refuses to clean a failed unit ("Unit is not inactive or has pending job")
+            # until its failure is reset.
+            self.systemctl("reset-failed", "--", units.WRITER_SERVICE)
             rc, _out, err = self.systemctl("clean", "--what=state", "--", units.WRITER_SERVICE)
             if rc == 0:
                 self.say("  removed the writer's state (systemctl clean --what=state)")
@@ -637,14 +686,17 @@ class Uninstaller:
         self.say(f"  textfile directory {path}: group and mode back to gid {change['gid']}, {int(change['mode']):04o}")
 
     def remove_dir(self, path: str, quiet_if_busy: bool = False) -> None:
+        """A directory install created; one that now holds files of others is theirs and stays."""
         try:
             os.rmdir(path)
             self.say(f"  removed {path}")
         except FileNotFoundError:
             pass
         except OSError as exc:
-            if not quiet_if_busy:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 self.problems.append(f"{path}: {exc.strerror}")
+            elif not quiet_if_busy:
+                self.say(f"  kept {path}: it holds files that agent-exporter did not write")
 
     def remove_units(self, manifest: Manifest) -> None:
         for name, digest in manifest.units.items():

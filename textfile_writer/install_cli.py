@@ -25,7 +25,8 @@ def _scope_options(func: Any) -> Any:
                         help="where the unit files go (default: /etc/systemd/system, or "
                              "$XDG_CONFIG_HOME/systemd/user)")(func)
     func = click.option("--system", "scope", flag_value="system",
-                        help="system units in /etc/systemd/system, run as a dynamic user (default for root)")(func)
+                        help="system units in /etc/systemd/system; the writer runs as the system user agent-exporter, "
+                             "which install creates (default for root)")(func)
     return click.option("--user", "scope", flag_value="user",
                         help="units for your own user manager (systemctl --user; default for other users)")(func)
 

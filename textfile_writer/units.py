@@ -30,6 +30,8 @@ ENABLED = (WRITER_TIMER, SERVER_SOCKET)
 """The units that are enabled and started; the services are started by them."""
 
 DEFAULT_GROUP = "agent-exporter"
+DEFAULT_USER = "agent-exporter"
+"""System scope: the writer's static system user (`install` creates it, its primary group DEFAULT_GROUP)."""
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9200"
 DEFAULT_INTERVAL = 10.0
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 86400.0
@@ -42,6 +44,8 @@ TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - PrivateTmp=yes replaces these
 # %-specifiers differently; a path made of these characters means the same in all of them.
 _SAFE_PATH = re.compile(r"[A-Za-z0-9/._+:@,~=-]+\Z")
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+# User and group names that useradd/groupadd accept by default and that need no quoting in a unit.
+_ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
 
 
 class UnitError(AgentExporterError):
@@ -64,6 +68,7 @@ class UnitParams(NamedTuple):
     config: str | None = None
     web_config: str | None = None
     group: str = DEFAULT_GROUP  # system scope: the group that may write textfile_dir
+    user: str = DEFAULT_USER  # system scope: the writer's user
     protect_home: str = "yes"  # "yes" | "read-only"
     protect_home_note: str = ""
     private_tmp: bool = True
@@ -174,8 +179,10 @@ def validate(p: UnitParams) -> UnitParams:
         raise UnitError("--textfile-name", f"must be a plain file name ending in .prom, got {p.textfile_name!r}")
     if p.protect_home not in ("yes", "read-only"):
         raise UnitError("ProtectHome", f"must be yes or read-only, got {p.protect_home!r}")
-    if not re.match(r"[a-z_][a-z0-9_-]*\Z", p.group):
+    if not _ACCOUNT_NAME.match(p.group):
         raise UnitError("--group", f"not a valid group name: {p.group!r}")
+    if not _ACCOUNT_NAME.match(p.user):
+        raise UnitError("--user", f"not a valid user name: {p.user!r}")
     return p._replace(
         textfile_dir=check_path("--textfile-dir", p.textfile_dir),
         config=None if p.config is None else check_path("--config", p.config),
@@ -197,6 +204,7 @@ def values(p: UnitParams) -> dict[str, str]:
         "INTERVAL": format_seconds(p.interval_seconds),
         "LISTEN_ADDRESS": p.listen_address,
         "GROUP": p.group,
+        "USER": p.user,
         "WRITE_COMMAND": exec_line(write_command(p)),
         "SERVE_COMMAND": exec_line(serve_command(p)),
         "PROTECT_HOME": p.protect_home,

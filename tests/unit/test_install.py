@@ -1,6 +1,6 @@
 """install.py: what install changes, that a second run changes nothing, and that uninstall undoes exactly it.
 
-systemctl, getent, groupadd and groupdel are answered by a small stand-in behind the runner seam
+systemctl, getent, useradd, userdel, groupadd and groupdel are answered by a small stand-in behind the runner seam
 (the real user manager is in tests/integration/test_install_systemd.py); files, directories,
 owners and modes are real.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -21,31 +22,38 @@ import textfile_writer
 from textfile_writer import units
 from textfile_writer.install import (
     MANIFEST,
+    Installer,
     InstallError,
+    Manifest,
     Request,
     build_request,
-    dynamic_user_problem,
     install,
     interpreter_of,
     needed_paths,
     own_command,
+    service_user_problem,
     uninstall,
 )
 from textfile_writer.proc import Completed
 
 GID = 4321
+UID = 987
 needs_root = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI", "").lower() != "true",
                                 reason="system scope changes owners: needs root")
 
 
 class FakeSystem:
-    """systemctl, getent, groupadd, groupdel: records every call and keeps just enough state."""
+    """systemctl, getent, useradd, userdel, groupadd, groupdel: records every call and keeps just
+    enough state. `failing` names the verbs (e.g. "clean", "userdel") that exit 1."""
 
     def __init__(self, reachable: bool = True, groups: dict[str, int] | None = None,
-                 version: str = "252.38-1~deb12u1") -> None:
+                 version: str = "252.38-1~deb12u1", users: dict[str, int] | None = None,
+                 failing: Sequence[str] = ()) -> None:
         self.reachable = reachable
         self.version = version
         self.groups = dict(groups or {})
+        self.users = dict(users or {})
+        self.failing = set(failing)
         self.enabled: set[str] = set()
         self.active: set[str] = set()
         self.calls: list[tuple[str, ...]] = []
@@ -55,16 +63,25 @@ class FakeSystem:
         self.calls.append(args)
         if args[0] == "systemctl":
             return self.systemctl(args)
+        if args[0] in self.failing:
+            return Completed(args, 1, "", f"{args[0]}: it failed here\n")
         if args[0] == "getent":
             key = args[-1]
-            for name, gid in self.groups.items():
-                if key in (name, str(gid)):
-                    return Completed(args, 0, f"{name}:x:{gid}:\n", "")
+            for name, number in (self.groups if args[1] == "group" else self.users).items():
+                if key in (name, str(number)):
+                    return Completed(args, 0, f"{name}:x:{number}:\n", "")
             return Completed(args, 2, "", "")
         if args[0] == "groupadd":
             self.groups[args[-1]] = GID
         elif args[0] == "groupdel":
+            if self.users:
+                return Completed(args, 8, "", "groupdel: cannot remove the primary group of user\n")
             del self.groups[args[-1]]
+        elif args[0] == "useradd":
+            assert args[args.index("--gid") + 1] in self.groups, "useradd --gid needs the group first"
+            self.users[args[-1]] = UID
+        elif args[0] == "userdel":
+            del self.users[args[-1]]
         return Completed(args, 0, "", "")
 
     def systemctl(self, args: tuple[str, ...]) -> Completed:
@@ -73,6 +90,8 @@ class FakeSystem:
                                           "Can't operate.\nFailed to connect to bus: Host is down\n")
         words = [a for a in args[1:] if not a.startswith("--")]
         verb, names = words[0], words[1:]
+        if verb in self.failing:
+            return Completed(args, 1, "", f"Failed to {verb} unit: it failed here\n")
         if verb == "show":
             return Completed(args, 0, f"Version={self.version}\n", "")
         if verb == "is-enabled":
@@ -136,7 +155,7 @@ def tree(directory: Path) -> list[str]:
 
 
 @needs_root
-def test_system_install_creates_group_and_directory_and_uninstall_removes_them(tmp_path: Path) -> None:
+def test_system_install_creates_user_group_and_directory_and_uninstall_removes_them(tmp_path: Path) -> None:
     fake, out = FakeSystem(), Out()
     req = request(tmp_path, "system")
     assert install(req, now=True, runner=fake, say=out, check_access=False)
@@ -144,17 +163,25 @@ def test_system_install_creates_group_and_directory_and_uninstall_removes_them(t
     assert mode_of(textfile_dir) == (GID, 0o2775)
     assert textfile_dir.stat().st_uid == 0
     assert fake.groups == {"agent-exporter": GID}
+    assert fake.users == {"agent-exporter": UID}
     assert sorted(os.listdir(req.unit_dir)) == sorted([*units.UNIT_NAMES, MANIFEST])
     manifest = json.loads((Path(req.unit_dir) / MANIFEST).read_text())
     assert manifest["group_created"] == "agent-exporter"
+    assert manifest["user_created"] == "agent-exporter"
     assert manifest["dirs_created"] == [str(tmp_path / "var"), str(textfile_dir), req.unit_dir]
-    assert "SupplementaryGroups=agent-exporter" in (Path(req.unit_dir) / units.WRITER_SERVICE).read_text()
-    assert in_order(fake.verbs(), ["groupadd --system -- agent-exporter", "daemon-reload",
+    writer = (Path(req.unit_dir) / units.WRITER_SERVICE).read_text()
+    assert "User=agent-exporter\n" in writer and "Group=agent-exporter\n" in writer
+    assert not re.search(r"^DynamicUser=", writer, re.M)
+    useradd = ["useradd", "--system", "--gid", "agent-exporter", "--no-create-home", "--home-dir", "/nonexistent",
+               "--shell", "/usr/sbin/nologin", "--comment", "agent-exporter writer", "--", "agent-exporter"]
+    assert tuple(useradd) in fake.calls
+    assert in_order(fake.verbs(), ["groupadd --system -- agent-exporter", " ".join(useradd), "daemon-reload",
                                    "enable agent-exporter.timer agent-exporter-server.socket",
                                    "start agent-exporter.timer agent-exporter-server.socket"])
     assert "groupadd --system -- agent-exporter" in fake.verbs()
     assert fake.active == set(units.ENABLED) and fake.enabled == set(units.ENABLED)
     assert "created root:agent-exporter 2775" in out.text
+    assert "created system user agent-exporter (uid 987, no home, no shell)" in out.text
 
     # what the writer leaves in the directory goes too, and nothing else of the host's
     (textfile_dir / "agents.prom").write_text("x 1\n")
@@ -162,11 +189,47 @@ def test_system_install_creates_group_and_directory_and_uninstall_removes_them(t
     out.clear()
     assert uninstall("system", req.unit_dir, runner=fake, say=out)
     assert not (tmp_path / "var").exists() and not Path(req.unit_dir).exists()
-    assert fake.groups == {}
+    assert fake.groups == {} and fake.users == {}
     assert fake.active == set() and fake.enabled == set()
-    assert "clean agent-exporter.service" in fake.verbs()
-    assert fake.verbs()[-1] == "groupdel -- agent-exporter"
+    # systemd refuses to clean a failed unit before reset-failed
+    assert in_order(fake.verbs(), ["disable --now agent-exporter.timer agent-exporter-server.socket",
+                                   "reset-failed agent-exporter.service", "clean agent-exporter.service"])
+    assert fake.verbs()[-2:] == ["userdel -- agent-exporter", "groupdel -- agent-exporter"]
     assert "left in place" not in out.text, out.text
+
+
+@needs_root
+@pytest.mark.parametrize(("failing", "left"), [("clean", 1), ("userdel", 2), ("groupdel", 1)])
+def test_uninstall_that_leaves_something_fails(tmp_path: Path, failing: str, left: int) -> None:
+    fake = FakeSystem()
+    req = request(tmp_path, "system")
+    install(req, now=True, runner=fake, say=Out(), check_access=False)
+    fake.failing.add(failing)
+    out = Out()
+    with pytest.raises(InstallError, match=rf"uninstall left {left} thing\(s\) in place \(listed above\)"):
+        uninstall("system", req.unit_dir, runner=fake, say=out)
+    lines = [line for line in out if "left in place" in line]
+    # a user that stays keeps its primary group too
+    assert len(lines) == left and "it failed here" in lines[0], out.text
+    assert not Path(req.unit_dir, MANIFEST).exists()  # the rest was still undone
+
+
+@needs_root
+def test_an_existing_user_is_used_and_kept(tmp_path: Path) -> None:
+    fake, out = FakeSystem(users={"agent-exporter": 555}, groups={"agent-exporter": GID}), Out()
+    req = request(tmp_path, "system")
+    install(req, now=False, runner=fake, say=out, check_access=False)
+    assert "the writer runs as agent-exporter (uid 555)" in out.text
+    assert not [c for c in fake.calls if c[0] in ("useradd", "groupadd")]
+    uninstall("system", req.unit_dir, runner=fake, say=Out())
+    assert fake.users == {"agent-exporter": 555} and fake.groups == {"agent-exporter": GID}
+
+
+def test_a_root_user_is_refused(tmp_path: Path) -> None:
+    fake = FakeSystem(users={"agent-exporter": 0})
+    with pytest.raises(InstallError, match="user agent-exporter has uid 0; the writer must not run as root"):
+        Installer(request(tmp_path, "system"), runner=fake, say=Out()).ensure_user(Manifest("system", {}))
+    assert not [c for c in fake.calls if c[0] == "useradd"]
 
 
 @needs_root
@@ -198,11 +261,13 @@ def test_directory_writable_for_its_own_group_is_left_alone(tmp_path: Path) -> N
     req = request(tmp_path, "system", textfile_dir=str(textfile_dir))
     install(req, now=False, runner=fake, say=out, check_access=False)
     assert mode_of(textfile_dir) == (777, 0o2770)
-    assert "the server (another dynamic user) cannot read the file" in out.text
-    assert "SupplementaryGroups=metrics" in (Path(req.unit_dir) / units.WRITER_SERVICE).read_text()
-    assert fake.groups == {"metrics": 777}  # no agent-exporter group needed
+    assert "the server (a dynamic user) cannot read the file" in out.text
+    writer = (Path(req.unit_dir) / units.WRITER_SERVICE).read_text()
+    assert "Group=metrics\n" in writer and "User=agent-exporter\n" in writer
+    # the writer's user has a group of its own; the directory's group is untouched
+    assert fake.groups == {"metrics": 777, "agent-exporter": GID}
     uninstall("system", req.unit_dir, runner=fake, say=Out())
-    assert mode_of(textfile_dir) == (777, 0o2770) and fake.groups == {"metrics": 777}
+    assert mode_of(textfile_dir) == (777, 0o2770) and fake.groups == {"metrics": 777} and fake.users == {}
 
 
 @needs_root
@@ -229,10 +294,11 @@ def test_second_install_changes_nothing(tmp_path: Path) -> None:
     assert out[-1] == "nothing to change: already installed as asked"
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in Path(req.unit_dir).iterdir()} == before
     new = fake.verbs()[calls:]
-    assert not [v for v in new if v.split()[0] in ("daemon-reload", "enable", "start", "restart", "groupadd")], new
-    # and the first install's records survive the second: uninstall still removes the group
+    assert not [v for v in new if v.split()[0] in ("daemon-reload", "enable", "start", "restart", "groupadd",
+                                                   "useradd")], new
+    # and the first install's records survive the second: uninstall still removes the user and group
     uninstall("system", req.unit_dir, runner=fake, say=Out())
-    assert fake.groups == {} and not (tmp_path / "var").exists()
+    assert fake.groups == {} and fake.users == {} and not (tmp_path / "var").exists()
 
 
 @needs_root
@@ -271,15 +337,15 @@ def test_unit_file_not_written_by_install_is_refused(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "units") == [units.WRITER_TIMER]  # nothing else written either
 
 
-def test_system_scope_checks_what_a_dynamic_user_can_reach(tmp_path: Path) -> None:
+def test_system_scope_checks_what_the_service_users_can_reach(tmp_path: Path) -> None:
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     script = private / "agent-exporter"
     script.write_text("#!/usr/bin/python3\n")
     script.chmod(0o755)
-    problem = dynamic_user_problem(request(tmp_path, "system", command=(str(script),)))
+    problem = service_user_problem(request(tmp_path, "system", command=(str(script),)))
     assert problem is not None and "closed to other users" in problem
-    with pytest.raises(InstallError, match=r"run as a dynamic \(unprivileged\) user, which could not use"):
+    with pytest.raises(InstallError, match=r"run as unprivileged users, which could not use"):
         install(request(tmp_path, "system", command=(str(script),)), now=False, runner=FakeSystem(), say=Out())
     assert not (tmp_path / "units").exists()
 
@@ -287,8 +353,8 @@ def test_system_scope_checks_what_a_dynamic_user_can_reach(tmp_path: Path) -> No
 def test_dynamic_user_never_sees_tmp() -> None:
     req = Request(scope="system", unit_dir="/etc/systemd/system", command=("/usr/bin/true",),
                   textfile_dir="/tmp/textfile")
-    assert "DynamicUser= implies PrivateTmp=" in str(dynamic_user_problem(req))
-    elsewhere = dynamic_user_problem(req._replace(textfile_dir="/var/lib/prometheus/node-exporter"))
+    assert "DynamicUser= implies PrivateTmp=" in str(service_user_problem(req))
+    elsewhere = service_user_problem(req._replace(textfile_dir="/var/lib/prometheus/node-exporter"))
     package = os.path.dirname(os.path.abspath(textfile_writer.__file__))
     if units.under(package, units.TMP_DIRS):  # this checkout itself lives in /tmp: that is the problem
         assert elsewhere is not None and elsewhere.startswith(package)
