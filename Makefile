@@ -8,18 +8,20 @@ VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null | head -n1)
 PY := $(VENV)/bin/python
 # prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test;
-# prometheus-alertmanager: amtool and the routing test; shellcheck: the deploy script.
+# prometheus-alertmanager: amtool and the routing test; shellcheck: the deploy script; dbus and
+# iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the system-scope tests boot.
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager curl openssl util-linux systemd \
-	chromium fonts-dejavu-core shellcheck
+	dbus iproute2 chromium fonts-dejavu-core shellcheck
 BENCH_APT_PACKAGES := time wrk
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
-.PHONY: help venv deps lint typecheck unit test demo bench clean
+.PHONY: help venv deps lint typecheck unit test demo bench wheels clean
 
 help:
 	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
 	@echo "make test   - install test dependencies, then ruff, mypy --strict and pytest (unit + integration)"
+	@echo "make wheels - dist/: agent-exporter's wheel and its dependencies', for hosts without PyPI (see README)"
 	@echo "make bench  - writer cost against the floor, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
 # Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
@@ -64,6 +66,9 @@ bench: deps
 	@for p in $(BENCH_APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
 	$(PY) benchmarks/bench_writer.py --output benchmarks/RESULTS.md
 	$(PY) benchmarks/bench_server.py --output benchmarks/RESULTS.md
+
+wheels: deps
+	$(PY) -m devtools.wheels dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
