@@ -265,6 +265,19 @@ class Manifest(NamedTuple):
             raise InstallError(f"{path} is damaged ({exc}); remove the units by hand") from None
 
 
+def getent(runner: Runner, timeout: float, database: str, key: str) -> tuple[str, int] | None:
+    """(name, id) of a group or passwd entry by name or number, or None when there is none."""
+    done = runner(["getent", database, "--", key], timeout)
+    if done.returncode == 2:
+        return None
+    if done.returncode != 0:
+        raise InstallError(f"getent {database} {key} failed: {_first_line(done.stderr, done.returncode)}")
+    fields = done.stdout.strip().split(":")
+    if len(fields) < 3 or not fields[2].isdigit():
+        raise InstallError(f"getent {database} {key}: unexpected answer {done.stdout.strip()!r}")
+    return fields[0], int(fields[2])
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -315,16 +328,7 @@ class Installer:
         return version
 
     def getent(self, database: str, key: str) -> tuple[str, int] | None:
-        """(name, id) of a group or passwd entry by name or number, or None when there is none."""
-        done = self.runner(["getent", database, "--", key], self.timeout)
-        if done.returncode == 2:
-            return None
-        if done.returncode != 0:
-            raise InstallError(f"getent {database} {key} failed: {_first_line(done.stderr, done.returncode)}")
-        fields = done.stdout.strip().split(":")
-        if len(fields) < 3 or not fields[2].isdigit():
-            raise InstallError(f"getent {database} {key}: unexpected answer {done.stdout.strip()!r}")
-        return fields[0], int(fields[2])
+        return getent(self.runner, self.timeout, database, key)
 
     def add(self, argv: list[str], what: str) -> None:
         done = self.runner(argv, self.timeout)
@@ -607,11 +611,16 @@ class Uninstaller:
             self.revert_dir(change)
         for d in sorted(set(manifest.dirs_created), key=len, reverse=True):  # children first
             self.remove_dir(d)
-        # the user before its group: userdel refuses to leave a user without its primary group
+        # The user before its group: groupdel refuses to remove a user's primary group. userdel
+        # itself removes the group named like the user where login.defs has USERGROUPS_ENAB yes
+        # (Debian's default) and nobody else is in it.
         if manifest.user_created:
             self.delete(["userdel", "--", manifest.user_created], f"user {manifest.user_created}")
-        if manifest.group_created:
-            self.delete(["groupdel", "--", manifest.group_created], f"group {manifest.group_created}")
+        group = manifest.group_created
+        if group and getent(self.runner, self.timeout, "group", group) is not None:
+            self.delete(["groupdel", "--", group], f"group {group}")
+        elif group:
+            self.say(f"  removed group {group} (userdel did, with its user)")
         for problem in self.problems:
             self.say(f"  left in place: {problem}")
         if self.problems:

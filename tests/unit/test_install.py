@@ -48,12 +48,13 @@ class FakeSystem:
 
     def __init__(self, reachable: bool = True, groups: dict[str, int] | None = None,
                  version: str = "252.38-1~deb12u1", users: dict[str, int] | None = None,
-                 failing: Sequence[str] = ()) -> None:
+                 failing: Sequence[str] = (), userdel_takes_group: bool = False) -> None:
         self.reachable = reachable
         self.version = version
         self.groups = dict(groups or {})
         self.users = dict(users or {})
         self.failing = set(failing)
+        self.userdel_takes_group = userdel_takes_group
         self.enabled: set[str] = set()
         self.active: set[str] = set()
         self.calls: list[tuple[str, ...]] = []
@@ -82,6 +83,8 @@ class FakeSystem:
             self.users[args[-1]] = UID
         elif args[0] == "userdel":
             del self.users[args[-1]]
+            if self.userdel_takes_group:  # Debian: USERGROUPS_ENAB yes
+                self.groups.pop(args[-1], None)
         return Completed(args, 0, "", "")
 
     def systemctl(self, args: tuple[str, ...]) -> Completed:
@@ -194,8 +197,20 @@ def test_system_install_creates_user_group_and_directory_and_uninstall_removes_t
     # systemd refuses to clean a failed unit before reset-failed
     assert in_order(fake.verbs(), ["disable --now agent-exporter.timer agent-exporter-server.socket",
                                    "reset-failed agent-exporter.service", "clean agent-exporter.service"])
-    assert fake.verbs()[-2:] == ["userdel -- agent-exporter", "groupdel -- agent-exporter"]
+    assert fake.verbs()[-3:] == ["userdel -- agent-exporter", "getent group -- agent-exporter",
+                                 "groupdel -- agent-exporter"]
     assert "left in place" not in out.text, out.text
+
+
+@needs_root
+def test_uninstall_when_userdel_took_the_group_too(tmp_path: Path) -> None:
+    fake, out = FakeSystem(userdel_takes_group=True), Out()
+    req = request(tmp_path, "system")
+    install(req, now=True, runner=fake, say=Out(), check_access=False)
+    assert uninstall("system", req.unit_dir, runner=fake, say=out)
+    assert fake.groups == {} and fake.users == {}
+    assert fake.verbs()[-2:] == ["userdel -- agent-exporter", "getent group -- agent-exporter"]
+    assert "  removed group agent-exporter (userdel did, with its user)" in out
 
 
 @needs_root
