@@ -1,0 +1,238 @@
+"""System scope under a real systemd booted as PID 1 (devtools.throwaway): the README's real-host
+quick start, run as a new user would, then every system-scope path.
+
+One host for the module, set up in order as the README says: a venv of Debian's python3 under
+/opt with the package installed from wheels, the config in /etc/agent-exporter, then
+`install --system --now --interval 2`. The tests read what that host does; the last one uninstalls.
+Only the real PID 1 showed that a dynamic user cannot reach it through Debian 12's dbus-daemon,
+and that systemd refuses to clean the state of a failed unit.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from harness import agent_values, parse_metrics
+from procs import need
+
+from devtools.throwaway import SHARE_MOUNT, ThrowawayHost, throwaway_supported
+from devtools.wheels import build_wheels
+from textfile_writer import units
+from textfile_writer.metrics import UP_STATES
+
+pytestmark = pytest.mark.integration
+
+VENV = "/opt/agent-exporter"
+EXE = f"{VENV}/bin/agent-exporter"
+CONFIG = "/etc/agent-exporter/config.yml"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+TEXTFILE = f"{TEXTFILE_DIR}/agents.prom"
+INTERVAL = 2
+# systemd-analyze security's verdict inside the booted system (the same limits as offline)
+MAX_EXPOSURE = {units.WRITER_SERVICE: 1.0, units.SERVER_SERVICE: 1.5}
+
+AGENTS = {
+    "agent-running.service": "[Service]\nExecStart=/bin/sleep infinity\n",
+    "agent-crashloop.service": "[Unit]\nStartLimitIntervalSec=0\n[Service]\n"
+                               "ExecStart=/bin/sh -c 'sleep 0.5; exit 3'\nRestart=always\nRestartSec=1\n",
+    "agent-idle.service": "[Service]\nExecStart=/bin/sleep infinity\n",  # installed, never started
+    "agent-failed.service": "[Service]\nExecStart=/bin/false\n",
+}
+STARTED = ("agent-running.service", "agent-crashloop.service", "agent-failed.service")
+CONFIG_TEXT = f"""scope: system
+textfile_dir: {TEXTFILE_DIR}
+agents:
+  - pattern: "agent-*.service"
+"""
+
+
+class System:
+    """The booted host with the package installed, and what the tests ask it."""
+
+    def __init__(self, host: ThrowawayHost) -> None:
+        self.host = host
+        self.install_output = ""
+
+    def sh(self, script: str, check: bool = True, timeout: float = 120) -> str:
+        return self.host.run(["sh", "-ec", script], check=check, timeout=timeout).stdout
+
+    def textfile(self) -> bytes | None:
+        done = self.host.run(["cat", TEXTFILE], check=False)
+        return done.stdout.encode() if done.returncode == 0 else None
+
+    def wait_for_rewrite(self, timeout: float = 30) -> str:
+        """The textfile's text after the timer's writer has replaced it at least once more."""
+        first = self.stat(TEXTFILE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self.stat(TEXTFILE)
+            if now and now != first:
+                return self.host.run(["cat", TEXTFILE]).stdout
+            time.sleep(0.2)
+        raise AssertionError(f"{TEXTFILE} was not rewritten within {timeout}s; writer log:\n{self.journal()}")
+
+    def stat(self, path: str) -> str:
+        return self.host.run(["stat", "-c", "%i %Y.%y %U %G %a", "--", path], check=False).stdout.strip()
+
+    def journal(self, unit: str = units.WRITER_SERVICE) -> str:
+        return self.host.run(["journalctl", "--no-pager", "-o", "cat", "-n", "40", "-u", unit], check=False).stdout
+
+    def getent(self, database: str, key: str) -> int:
+        return self.host.run(["getent", database, key], check=False).returncode
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    why = throwaway_supported()
+    if why:
+        pytest.fail(f"a throwaway host cannot boot here: {why}")
+    for tool in ("curl", "prometheus-node-exporter"):
+        need(tool)
+    host = ThrowawayHost()
+    try:
+        build_wheels(host.share / "wheels")
+        host.start()
+        s = System(host)
+        # the README's real-host quick start, word for word but for the wheel directory's path
+        wheels = f"{SHARE_MOUNT}/wheels"
+        s.sh(f"python3 -m venv {VENV}\n"
+             f"{VENV}/bin/pip install --quiet --no-index --find-links {wheels} agent-exporter\n"
+             "mkdir -p /etc/agent-exporter\n")
+        host.write_file(CONFIG, CONFIG_TEXT)
+        for name, text in AGENTS.items():
+            host.write_file(f"/etc/systemd/system/{name}", text)
+        host.systemctl("daemon-reload")
+        host.systemctl("start", "--no-block", *STARTED)
+        s.sh(f"{EXE} check --config {CONFIG} --system-check")
+        s.install_output = s.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG}")
+        yield s
+    finally:
+        host.stop()
+
+
+def test_install_makes_the_user_the_group_and_the_directory(system: System) -> None:
+    out = system.install_output
+    assert "created system group agent-exporter" in out, out
+    assert "created system user agent-exporter" in out, out
+    passwd = system.host.run(["getent", "passwd", "agent-exporter"]).stdout.strip().split(":")
+    assert int(passwd[2]) != 0 and passwd[6] == "/usr/sbin/nologin" and passwd[5] == "/nonexistent", passwd
+    assert system.sh(f"stat -c '%U:%G %a' {TEXTFILE_DIR}").strip() == "root:agent-exporter 2775"
+    for unit in units.ENABLED:
+        assert system.host.systemctl("is-enabled", unit).stdout.strip() == "enabled"
+        assert system.host.systemctl("is-active", unit).stdout.strip() == "active"
+
+
+def test_the_timer_runs_the_writer_as_its_user_over_dbus(system: System) -> None:
+    system.wait_for_rewrite()
+    text = system.wait_for_rewrite()  # twice: the timer keeps firing
+    owner = system.stat(TEXTFILE).split()[-3:]
+    assert owner == ["agent-exporter", "agent-exporter", "644"], owner
+    props = system.host.show(units.WRITER_SERVICE, "User", "DynamicUser", "Result", "ExecMainStatus")
+    assert props["User"] == "agent-exporter" and props["DynamicUser"] == "no", props
+    assert props["Result"] == "success", system.journal()
+    # every agent was found through PID 1: the writer's systemctl calls reached it over D-Bus
+    up = agent_values(parse_metrics(text), "agent_up")
+    assert set(up) == {name.removesuffix(".service") for name in AGENTS}, text
+
+
+def test_values_agree_with_systemctl_show(system: System) -> None:
+    text = system.wait_for_rewrite()
+    after = {name: system.host.show(name, "ActiveState", "NRestarts", "LoadState") for name in AGENTS}
+    metrics = parse_metrics(text)
+    up = agent_values(metrics, "agent_up")
+    restarts = agent_values(metrics, "agent_restart_count")
+    assert up["agent-running"] == 1 and up["agent-idle"] == 0 and up["agent-failed"] == 0, up
+    assert after["agent-failed.service"]["ActiveState"] == "failed"
+    for name, props in after.items():
+        agent = name.removesuffix(".service")
+        if name == "agent-crashloop.service":  # it moves between the read and the show
+            assert 0 <= int(props["NRestarts"]) - restarts[agent] <= 3, (restarts[agent], props)
+            assert restarts[agent] >= 1, "the crash-looping agent was never restarted"
+            continue
+        assert up[agent] == int(props["ActiveState"] in UP_STATES), (name, props)
+        assert restarts[agent] == int(props["NRestarts"] or 0), (name, props)
+    assert metrics[("agents_total", frozenset())] == len(AGENTS)
+    assert metrics[("agent_exporter_collect_errors", frozenset())] <= 1  # only the crash-looping race
+
+
+def test_node_exporter_service_serves_the_file(system: System) -> None:
+    system.host.systemctl("start", "prometheus-node-exporter.service")
+    pid = system.host.show("prometheus-node-exporter.service", "MainPID")["MainPID"]
+    assert system.host.run(["stat", "-c", "%U", f"/proc/{pid}"]).stdout.strip() == "prometheus"
+    deadline = time.monotonic() + 30
+    body = ""
+    while time.monotonic() < deadline:
+        done = system.host.run(["curl", "-sf", "http://127.0.0.1:9100/metrics"], check=False)
+        body = done.stdout
+        if done.returncode == 0 and "agent_up{" in body:
+            break
+        time.sleep(0.3)
+    assert re.search(r"^node_textfile_scrape_error 0$", body, re.M), body[-2000:]
+    assert 'agent_up{agent="agent-running",type="primary"} 1' in body
+
+
+def test_socket_activated_server_answers(system: System) -> None:
+    done = system.host.run(["curl", "-sf", "http://127.0.0.1:9200/metrics"])
+    assert 'agent_up{agent="agent-running",type="primary"} 1' in done.stdout
+    assert "agent_exporter_textfile_age_seconds" in done.stdout
+    props = system.host.show(units.SERVER_SERVICE, "ActiveState", "DynamicUser")
+    assert props == {"ActiveState": "active", "DynamicUser": "yes"}, props
+
+
+def test_systemd_analyze_security_inside(system: System) -> None:
+    for unit, limit in MAX_EXPOSURE.items():
+        out = system.host.run(["systemd-analyze", "security", "--no-pager", unit], check=False).stdout
+        found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", out)
+        assert found, out
+        assert 0 < float(found.group(1)) <= limit, f"{unit}: {found.group(0)}"
+
+
+def test_second_install_changes_nothing(system: System) -> None:
+    before = {n: system.stat(f"/etc/systemd/system/{n}") for n in units.UNIT_NAMES}
+    out = system.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG}")
+    assert out.splitlines()[-1] == "nothing to change: already installed as asked", out
+    assert {n: system.stat(f"/etc/systemd/system/{n}") for n in units.UNIT_NAMES} == before
+
+
+def test_dbus_stopped_keeps_the_old_file(system: System) -> None:
+    system.wait_for_rewrite()
+    system.host.systemctl("stop", units.WRITER_TIMER)
+    try:
+        system.host.systemctl("stop", "dbus.socket", "dbus.service")
+        old = system.textfile()
+        assert old is not None
+        # the writer as its unit runs it
+        failed = system.host.systemctl("start", units.WRITER_SERVICE, check=False)
+        assert failed.returncode != 0
+        assert system.textfile() == old
+        # and by hand, as its user: one line, non-zero
+        done = system.host.run([EXE, "write", "--scope", "system", "--config", CONFIG, "--state-dir",
+                                "/var/lib/agent-exporter"], user="agent-exporter", check=False)
+        assert done.returncode != 0
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert done.stderr.startswith("agent-exporter: error: systemctl"), done.stderr
+        assert system.textfile() == old
+        errors = [line for line in system.journal().splitlines() if line.startswith("agent-exporter: error:")]
+        assert errors, system.journal()
+    finally:
+        system.host.systemctl("reset-failed", units.WRITER_SERVICE, check=False)
+        system.host.systemctl("start", "dbus.socket", units.WRITER_TIMER)
+    system.host.systemctl("start", units.WRITER_SERVICE)  # works again with dbus back
+    assert system.host.show(units.WRITER_SERVICE, "Result")["Result"] == "success"
+
+
+def test_uninstall_leaves_nothing(system: System) -> None:
+    done = system.host.run([EXE, "uninstall", "--system"], check=False)
+    assert done.returncode == 0 and "left in place" not in done.stdout, done.stdout + done.stderr
+    leftovers = system.sh("ls -d /etc/systemd/system/agent-exporter* /etc/systemd/system/*.wants/agent-exporter* "
+                          "/var/lib/agent-exporter /var/lib/private/agent-exporter "
+                          f"{TEXTFILE} {TEXTFILE_DIR}/.agents.prom* 2>/dev/null || true")
+    assert leftovers == "", leftovers
+    assert system.getent("passwd", "agent-exporter") == 2
+    assert system.getent("group", "agent-exporter") == 2
+    assert system.sh(f"stat -c '%U:%G %a' {TEXTFILE_DIR}").strip() == "root:root 755"
+    listed = system.host.systemctl("list-units", "--all", "--plain", "--no-legend", "agent-exporter*").stdout
+    assert listed.strip() == "", listed
