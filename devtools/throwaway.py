@@ -5,7 +5,8 @@ As root on a machine whose PID 1 is not systemd (containers, CI), ThrowawayHost 
 --cgroup`. Before it execs systemd, the boot script (run as PID 1 of the new PID namespace):
 - mounts an overlayfs whose lower layer is the real `/` and whose upper and work directories are on
   a tmpfs of the private mount namespace, and pivots into it: units, users, groups and /etc changes
-  vanish with the host (an upper directory on the same filesystem as `/` is refused as overlapping);
+  vanish with the host (an upper directory on the root filesystem would be inside the lower layer,
+  where overlayfs answers ELOOP for it);
 - gives it a fresh proc (/proc/sys and the other kernel knobs bound read-only), a read-only sysfs
   of its network namespace, fresh tmpfs on /run and /tmp, a /dev tmpfs with the harmless device
   nodes bound in, a devpts instance of its own and a /dev/shm;
@@ -301,6 +302,8 @@ class ThrowawayHost:
             if _comm(pid1) == "systemd":
                 done = self._run(["systemctl", "is-system-running"], timeout=10)
                 state = done.stdout.decode(errors="replace").strip()
+                if not state:  # not answering yet: say why, should it never answer
+                    state = done.stderr.decode(errors="replace").strip()
                 if state in ("running", "degraded"):
                     self.boot_seconds = time.monotonic() - began
                     return self
