@@ -111,12 +111,8 @@ def write_textfile(path: Path, data: bytes, mtime: float | None = None) -> None:
 
 
 def serve_argv(*args: str) -> list[str]:
-    """The real command line: `agent-exporter serve` once cli.py registers it, else the module itself."""
-    from textfile_writer.cli import cli
-
-    if "serve" in getattr(cli, "commands", {}):
-        return [sys.executable, "-m", "textfile_writer", "serve", *args]
-    return [sys.executable, "-m", "textfile_writer.serve_cli", *args]
+    """The real command line: `agent-exporter serve`."""
+    return [sys.executable, "-m", "textfile_writer", "serve", *args]
 
 
 def start_server(procs: Processes, textfile: Path, *args: str, name: str = "serve",

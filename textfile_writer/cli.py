@@ -1,23 +1,25 @@
-"""The click command line: wiring only. Every core error is caught here and becomes one line."""
+"""The click command line: wiring only. Core errors pass through to the console (console.run), which
+turns each into one line and the exit code."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from . import __version__, systemd
-from .__main__ import PROG, error, run_write, warn
 from .collect import collect
-from .errors import AgentExporterError
-from .options import COMMON, Settings, resolve
+from .console import PROG, warn
+from .errors import AgentExporterError, CheckFailed
+from .install_cli import install, uninstall
+from .options import COMMON, resolve
 from .proc import run
 from .report import as_json, table
-from .writer import load_previous
+from .serve_cli import serve
+from .writer import command, load_previous
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,14 +30,6 @@ def common_options(func: F) -> F:
                             help=f"{opt.help}. [env: {opt.env}]")(func)
     return click.option("-v", "--verbose", is_flag=True,
                         help="say what was done on stderr (quiet on success otherwise)")(func)
-
-
-def settings_or_exit(values: dict[str, Any], use_cache: bool = True) -> Settings:
-    try:
-        return resolve(values, use_cache=use_cache)
-    except AgentExporterError as exc:
-        error(str(exc))
-        sys.exit(exc.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -57,7 +51,7 @@ def write(**values: Any) -> None:
     Exit 0 on success (silent unless -v). On any failure: a one-line reason on stderr, a
     non-zero exit, and the previous file left exactly as it was.
     """
-    sys.exit(run_write(values))
+    command(values)
 
 
 @cli.command()
@@ -70,13 +64,9 @@ def status(fmt: str, **values: Any) -> None:
     CPU % is measured since the writer's last run (its state directory); '-' when unknown.
     Nothing is written.
     """
-    settings = settings_or_exit(values)
-    try:
-        previous, _why = load_previous(settings)
-        result = collect(settings.config, previous, run, settings.timeout)
-    except AgentExporterError as exc:
-        error(str(exc))
-        sys.exit(exc.exit_code)
+    settings = resolve(values)
+    previous, _why = load_previous(settings)
+    result = collect(settings.config, previous, run, settings.timeout)
     for problem in result.problems:
         warn(problem)
     if fmt == "json":
@@ -91,7 +81,7 @@ def status(fmt: str, **values: Any) -> None:
               help="also check that systemctl answers and the directories are writable")
 def check(system_check: bool, **values: Any) -> None:
     """Validate the configuration and say what it contains."""
-    settings = settings_or_exit(values, use_cache=False)
+    settings = resolve(values, use_cache=False)
     cfg = settings.config
     explicit = [a for a in cfg.agents if a.unit is not None]
     patterns = [a for a in cfg.agents if a.pattern is not None]
@@ -118,18 +108,11 @@ def check(system_check: bool, **values: Any) -> None:
             problems.append(f"{label} {path} is not writable by this user")
         else:
             click.echo(f"{label} {path}: writable")
-    for problem in problems:
-        error(problem)
     if problems:
-        sys.exit(1)
+        raise CheckFailed(problems)
 
 
-from .serve_cli import serve  # noqa: E402 - the commands below are defined in modules of their own
-
+# Defined in modules of their own (the server's and the installer's command lines).
 cli.add_command(serve)
-
-
-from .install_cli import install, uninstall  # noqa: E402
-
 cli.add_command(install)
 cli.add_command(uninstall)

@@ -1,12 +1,21 @@
-"""Typed errors raised by the core; only the CLI catches them and turns them into an exit code."""
+"""The typed errors the three programs raise; only console.run turns one into an exit code.
+
+(The installer's InstallError and UnitError are still defined beside it, in install.py and units.py.)
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class AgentExporterError(Exception):
     """Base class: a problem the user can act on, reported as one line."""
 
     exit_code = 1
+
+    def lines(self) -> tuple[str, ...]:
+        """What the console prints, one `error:` line each."""
+        return (str(self),)
 
 
 class ConfigError(AgentExporterError):
@@ -24,6 +33,8 @@ class ConfigError(AgentExporterError):
         super().__init__(f"{where}: {what}{message}")
 
 
+# --- the writer -----------------------------------------------------------------------------------
+
 class CommandError(AgentExporterError):
     """A child process could not be run, timed out, or failed."""
 
@@ -32,9 +43,35 @@ class SystemdError(AgentExporterError):
     """systemctl gave an answer we cannot use (the whole run depends on it)."""
 
 
+class HostError(AgentExporterError):
+    """A host figure (memory, disk, load) cannot be read; the run reports it and goes on."""
+
+
 class WriteError(AgentExporterError):
     """The textfile or the state could not be written; the previous file is intact."""
 
 
 class LockError(AgentExporterError):
     """Another run holds the lock for longer than we are willing to wait."""
+
+
+class CheckFailed(AgentExporterError):
+    """`agent-exporter check` found problems; each is its own line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+    def lines(self) -> tuple[str, ...]:
+        return self.problems
+
+
+# --- the server -----------------------------------------------------------------------------------
+
+class ServeError(AgentExporterError):
+    """The server cannot start: an address that cannot be bound, a bad socket from systemd."""
+
+
+class TextfileUnavailable(AgentExporterError):
+    """The served textfile is missing, unreadable or too large; the reason is one line."""
+

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import AgentExporterError
+from .errors import TextfileUnavailable
 from .landing import TextfileSummary, parse_textfile
 
 MAX_TEXTFILE_BYTES = 16 * 1024 * 1024
@@ -29,10 +29,6 @@ _AGE_HEAD = (
 ).encode()
 
 StatKey = tuple[int, int, int, int]
-
-
-class TextfileUnavailable(AgentExporterError):
-    """The textfile is missing, unreadable or too large; the reason is one line."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from .errors import AgentExporterError
+from .errors import HostError
 
 
 class HostSample(NamedTuple):
@@ -23,7 +23,7 @@ def read_host(disk_path: str, proc_root: str = "/proc") -> tuple[HostSample, lis
     load = None
     try:
         mem_total, mem_used = memory(os.path.join(proc_root, "meminfo"))
-    except (OSError, AgentExporterError) as exc:
+    except (OSError, HostError) as exc:
         problems.append(f"host memory: {exc}")
     try:
         disk_total, disk_used = disk(disk_path)
@@ -45,7 +45,7 @@ def memory(meminfo_path: str) -> tuple[int, int]:
             if key in ("MemTotal", "MemAvailable"):
                 fields[key] = int(rest.split()[0]) * 1024
     if "MemTotal" not in fields or "MemAvailable" not in fields:
-        raise AgentExporterError(f"{meminfo_path} lacks MemTotal or MemAvailable")
+        raise HostError(f"{meminfo_path} lacks MemTotal or MemAvailable")
     return fields["MemTotal"], fields["MemTotal"] - fields["MemAvailable"]
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from .__main__ import error
 from .config import default_scope
+from .console import error
 from .errors import AgentExporterError
 from .install import build_request, default_unit_dir
 from .install import dry_run as print_dry_run

@@ -1,7 +1,7 @@
 """`agent-exporter serve`: the click command that wires the fallback HTTP server together.
 
-Only wiring and I/O at the edge: options and environment, reading the configuration file,
-signals, and turning a typed error into one line on stderr and an exit code.
+Only wiring and I/O at the edge: options and environment, reading the configuration file, signals.
+A typed error passes through to the console (console.run), which makes it one line and the exit code.
 """
 
 from __future__ import annotations
@@ -9,24 +9,17 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import sys
 
 import click
 
 from .config import default_scope
 from .configfile import load_config
+from .console import say, warn
 from .errors import AgentExporterError
 from .filecache import TextfileCache
 from .routes import App
 from .server import DEFAULT_LISTEN_ADDRESS, Server, ServerOptions, activated_sockets, bind, describe
 from .webconfig import load_web
-
-PROG = "agent-exporter"
-
-
-def _say(message: str) -> None:
-    sys.stderr.write(f"{PROG}: {message}\n")
-    sys.stderr.flush()
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -72,18 +65,14 @@ def serve(listen_addresses: tuple[str, ...], web_config_file: str | None, textfi
     /metrics is the file's bytes plus agent_exporter_textfile_age_seconds; the file is read
     again only when it changes. SIGTERM stops cleanly, SIGHUP reloads --web.config.file.
     """
-    try:
-        server, where = _build(listen_addresses, web_config_file, textfile, config_file, interval_seconds,
-                               read_timeout, max_connections, verbose)
-    except AgentExporterError as exc:
-        _say(f"error: {exc}")
-        sys.exit(exc.exit_code)
+    server, where = _build(listen_addresses, web_config_file, textfile, config_file, interval_seconds,
+                           read_timeout, max_connections, verbose)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     signal.signal(signal.SIGHUP, lambda *_: server.request_reload())
-    _say(f"serving on {where}")
+    say(f"serving on {where}")
     server.serve_forever()
-    _say("stopped")
+    say("stopped")
 
 
 def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, textfile: str | None,
@@ -109,16 +98,12 @@ def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, textf
             raise
     cache = TextfileCache(path)
     if not os.path.exists(path):
-        _say(f"warning: textfile {path} does not exist yet; /metrics and /health answer 503 until it does")
+        warn(f"textfile {path} does not exist yet; /metrics and /health answer 503 until it does")
     app = App(cache, interval, web)
     options = ServerOptions(read_timeout=read_timeout, max_connections=max_connections)
-    server = Server(listeners, app, options, reload_web=lambda: load_web(web_config_file), log=_say,
-                    access_log=_say if verbose else None)
+    server = Server(listeners, app, options, reload_web=lambda: load_web(web_config_file), log=say,
+                    access_log=say if verbose else None)
     scheme = "https" if web.tls is not None else "http"
     where = ", ".join(f"{scheme}://{describe(s)}" for s in listeners) + f" (textfile {path}, " \
         f"stale after {3 * interval:g}s" + (", basic auth" if web.auth is not None else "") + ")"
     return server, where
-
-
-if __name__ == "__main__":
-    serve(prog_name=f"{PROG} serve")

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AgentExporterError
+from .errors import AgentExporterError, ServeError
 from .http11 import HttpError, Limits, Request, Response, http_date, parse_request, serialize, text_response
 from .routes import App
 from .webconfig import WebRuntime
@@ -42,10 +42,6 @@ _PLAIN_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset
 
 # connection states
 _HANDSHAKE, _READ, _BUSY, _WRITE, _DRAIN, _CLOSED = range(6)
-
-
-class ServeError(AgentExporterError):
-    """The server cannot start: an address that cannot be bound, a bad socket from systemd."""
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,18 @@
-"""One writer run: lock, collect, render, replace the textfile atomically, keep the CPU counters."""
+"""One writer run: lock, collect, render, replace the textfile atomically, keep the CPU counters;
+and `agent-exporter write` at the console (warnings, the -v summary)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import state
 from .cgroups import Cgroupfs
 from .collect import Clock, Result, collect
+from .console import say, warn
 from .errors import WriteError
 from .metrics import render
-from .options import Settings
+from .options import Settings, resolve
 from .proc import Runner, run
 from .textfile import RunLock, atomic_write, remove_stale_temps
 
@@ -53,3 +55,16 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
             raise WriteError(f"wrote {config.textfile_path}, but could not keep the CPU counters "
                              f"({exc}); the next run will have no agent_cpu_percent") from exc
     return result
+
+
+def command(values: Mapping[str, str | bool | None]) -> None:
+    """`agent-exporter write`: quiet on success unless verbose; a failure raises a typed error, which
+    the console turns into one line on stderr and the exit code."""
+    settings = resolve(values)
+    result = write(settings, note=say if settings.verbose else _ignore)
+    for problem in result.problems:
+        warn(problem)
+    if settings.verbose:
+        snap = result.snapshot
+        say(f"wrote {settings.config.textfile_path}: {len(snap.agents)} agents, {snap.running} running, "
+            f"{len(result.problems)} problems, {snap.duration_seconds * 1000:.1f} ms")

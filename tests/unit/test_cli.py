@@ -61,6 +61,18 @@ def test_missing_textfile_dir(tmp_path: Path) -> None:
     assert_one_line_error(done, 1, f"textfile directory {tmp_path / 'absent'} does not exist")
 
 
+def test_the_fast_write_path_imports_neither_click_nor_yaml(tmp_path: Path, textdir: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "AGENT_EXPORTER_STATE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "textfile_writer", "write", "--scope", "user",
+                           "--textfile-dir", str(textdir)], capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "textfile_writer.writer" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("click", "yaml")}
+    # run as __main__ by runpy, never imported again under its own name (no second copy)
+    assert not {"textfile_writer.__main__", "textfile_writer.cli"} & imported
+
+
 def test_usage_errors_go_through_click(tmp_path: Path) -> None:
     done = run(["write", "--bogus"], tmp_path)
     assert done.returncode == 2

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from server_fixtures import bcrypt_hash, fleet, render, write_textfile
 
-from textfile_writer.errors import AgentExporterError
+from textfile_writer.errors import AgentExporterError, ServeError
 from textfile_writer.filecache import TextfileCache
 from textfile_writer.http11 import Request, Response
 from textfile_writer.routes import App
 from textfile_writer.server import (
-    ServeError,
     Server,
     ServerOptions,
     activated_sockets,

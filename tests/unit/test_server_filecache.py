@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from server_fixtures import fleet, render, write_textfile
 
-from textfile_writer.filecache import AGE_FAMILY, TextfileCache, TextfileUnavailable, build_snapshot
+from textfile_writer.errors import TextfileUnavailable
+from textfile_writer.filecache import AGE_FAMILY, TextfileCache, build_snapshot
 
 
 def test_plain_is_the_file_then_the_age_family(tmp_path: Path) -> None:
