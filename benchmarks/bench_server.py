@@ -18,14 +18,10 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from server_fixtures import fleet, render, serve_argv, write_textfile  # noqa: E402
 
 from benchmarks.results import replace_section  # noqa: E402
+from devtools.stack import NODE_EXPORTER, NodeExporter, Processes, free_port, http_get, wait_answering  # noqa: E402
 
-NODE_EXPORTER = "prometheus-node-exporter"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -45,36 +41,6 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 class Series:
     rps: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url}: not ready after {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -118,9 +84,8 @@ def main() -> int:
                         help="exit 1 unless serve makes 10x node_exporter's requests/s with a lower p99 "
                              "and stays under 30 MB RSS")
     args = parser.parse_args()
-    for tool in ("wrk", NODE_EXPORTER):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install wrk prometheus-node-exporter")
+    if shutil.which("wrk") is None or not os.access(NODE_EXPORTER, os.X_OK):
+        raise SystemExit("wrk or node_exporter is missing: apt-get install wrk prometheus-node-exporter")
 
     command = " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT))
                         else sys.executable, "benchmarks/bench_server.py", *sys.argv[1:]])
@@ -129,22 +94,17 @@ def main() -> int:
         textdir.mkdir()
         textfile = textdir / "agents.prom"
         write_textfile(textfile, render(fleet()))
-        ours_port, ne_port = free_port(), free_port()
-        log = open(Path(tmp) / "servers.log", "wb")  # noqa: SIM115
-        procs: dict[str, subprocess.Popen[bytes]] = {}
+        procs = Processes(Path(tmp))
         try:
-            procs["agent-exporter serve"] = subprocess.Popen(
-                serve_argv("--textfile", str(textfile), "--web.listen-address", f"127.0.0.1:{ours_port}"),
-                stdout=log, stderr=log, start_new_session=True)
-            procs["node_exporter textfile"] = subprocess.Popen(
-                [NODE_EXPORTER, "--collector.disable-defaults", "--collector.textfile",
-                 f"--collector.textfile.directory={textdir}", f"--web.listen-address=127.0.0.1:{ne_port}"],
-                stdout=log, stderr=log, start_new_session=True)
+            ours_port = free_port()
+            serve = procs.start(serve_argv("--textfile", str(textfile), "--web.listen-address",
+                                           f"127.0.0.1:{ours_port}"), "serve")
+            node = NodeExporter(procs, textdir).start()
             urls = {"agent-exporter serve": f"http://127.0.0.1:{ours_port}/metrics",
-                    "node_exporter textfile": f"http://127.0.0.1:{ne_port}/metrics"}
-            for name, url in urls.items():
-                wait_ready(url, procs[name])
-            bodies = {name: urllib.request.urlopen(url, timeout=5).read() for name, url in urls.items()}
+                    "node_exporter textfile": node.url}
+            wait_answering(serve, urls["agent-exporter serve"], "agent-exporter serve", lambda: procs.log("serve"), 20)
+            pids = {"agent-exporter serve": serve.pid, "node_exporter textfile": node.proc.pid if node.proc else 0}
+            bodies = {name: http_get(url)[1] for name, url in urls.items()}
             same = samples(bodies["agent-exporter serve"]) == samples(bodies["node_exporter textfile"])
             if not same:
                 raise SystemExit("the two servers do not serve the same agent samples")
@@ -162,11 +122,9 @@ def main() -> int:
                         s.p99_ms.append(p99)
                         print(f"round {r + 1} {scenario:5} {name:24} {rps:10.0f} req/s  p99 {p99:8.2f} ms",
                               file=sys.stderr)
-            memory = {name: rss_kb(p.pid) for name, p in procs.items()}
+            memory = {name: rss_kb(pid) for name, pid in pids.items()}
         finally:
-            for p in procs.values():
-                stop(p)
-            log.close()
+            procs.stop_all()
 
     version_run = subprocess.run([NODE_EXPORTER, "--version"], capture_output=True, text=True, check=False)
     ne_version = (version_run.stdout + version_run.stderr).splitlines()[:1] or ["?"]

@@ -83,8 +83,7 @@ def check(system_check: bool, **values: Any) -> None:
     """Validate the configuration and say what it contains."""
     settings = resolve(values, use_cache=False)
     cfg = settings.config
-    explicit = [a for a in cfg.agents if a.unit is not None]
-    patterns = [a for a in cfg.agents if a.pattern is not None]
+    explicit, patterns = cfg.explicit, cfg.patterns
     click.echo(f"config: {cfg.source}: OK")
     click.echo(f"  scope {cfg.scope}, every {cfg.interval_seconds:g}s -> {cfg.textfile_path}")
     click.echo(f"  {len(explicit)} explicit agents, {len(patterns)} patterns "

@@ -56,11 +56,10 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
         names[agent.name] = agent.unit
         agents.append((agent, props))
 
-    units = [s for s in config.agents if s.unit is not None]
-    for spec, props in zip(units, explicit, strict=True):
+    for spec, props in zip(config.explicit, explicit, strict=True):
         unit = str(spec.unit)
         add(Agent(unit, spec.name or default_agent_name(unit), spec.type), props)
-    patterns = [s for s in config.agents if s.pattern is not None]
+    patterns = config.patterns
     for unit, props in discovered:
         aliases = [unit, *systemd.split_names(props.get("Names", ""))]
         match = next((p for p in patterns if any(fnmatch.fnmatchcase(n, str(p.pattern)) for n in aliases)), None)
@@ -75,9 +74,8 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
     clock = clock or Clock()
     cgroupfs = cgroupfs or Cgroupfs()
     started_ns = clock.monotonic_ns()
-    explicit = [str(s.unit) for s in config.agents if s.unit is not None]
-    patterns = [str(s.pattern) for s in config.agents if s.pattern is not None]
-    explicit_props, discovered = systemd.query(config.scope, explicit, patterns, runner, timeout)
+    explicit_props, discovered = systemd.query(config.scope, [str(s.unit) for s in config.explicit],
+                                               [str(s.pattern) for s in config.patterns], runner, timeout)
     agents, problems = resolve_agents(config, explicit_props, discovered)
     now_ns = clock.monotonic_ns()
     now_wall = clock.wall()

@@ -1,22 +1,29 @@
 """The configuration: YAML text in, a validated Config out, or a ConfigError naming file, line and key.
 
-Pure: no file or environment access here (the CLI reads the file). PyYAML is imported only when
-text is actually parsed, because the writer's hot path reads a cached, already validated copy
-(see configcache.py).
+No file access here: configfile.py reads the file (and keeps the validated copy the writer's hot
+path reads instead). PyYAML is imported only when text is actually parsed (yamlnodes.py); the
+default scope is the effective user's (defaults.default_scope).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import ConfigError
+from .defaults import (
+    INTERVAL_SECONDS,
+    MAX_INTERVAL_SECONDS,
+    SCOPES,
+    TEXTFILE_DIR,
+    TEXTFILE_NAME,
+    default_scope,
+    textfile_name_problem,
+)
 
-SCOPES = ("user", "system")
-DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
-DEFAULT_TEXTFILE_NAME = "agents.prom"
-DEFAULT_INTERVAL_SECONDS = 10.0
+if TYPE_CHECKING:
+    from .yamlnodes import Nodes
+
 DEFAULT_DISK_PATH = "/"
 DEFAULT_PATTERN = "agent-*.service"
 DEFAULT_TYPE = "primary"
@@ -33,11 +40,6 @@ _TOP_KEYS = ("scope", "textfile_dir", "textfile_name", "interval_seconds", "disk
 _AGENT_KEYS = ("unit", "pattern", "type", "name")
 
 
-def default_scope() -> str:
-    """root watches the system manager; anybody else their own user manager."""
-    return "system" if os.geteuid() == 0 else "user"
-
-
 class AgentSpec(NamedTuple):
     """One entry of `agents:`: an explicit unit (optionally named) or a glob pattern."""
 
@@ -49,9 +51,9 @@ class AgentSpec(NamedTuple):
 
 class Config(NamedTuple):
     scope: str
-    textfile_dir: str = DEFAULT_TEXTFILE_DIR
-    textfile_name: str = DEFAULT_TEXTFILE_NAME
-    interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    textfile_dir: str = TEXTFILE_DIR
+    textfile_name: str = TEXTFILE_NAME
+    interval_seconds: float = INTERVAL_SECONDS
     disk_path: str = DEFAULT_DISK_PATH
     agents: tuple[AgentSpec, ...] = (AgentSpec(type=DEFAULT_TYPE, pattern=DEFAULT_PATTERN),)
     source: str = BUILTIN_SOURCE
@@ -59,6 +61,15 @@ class Config(NamedTuple):
     @property
     def textfile_path(self) -> str:
         return os.path.join(self.textfile_dir, self.textfile_name)
+
+    @property
+    def explicit(self) -> tuple[AgentSpec, ...]:
+        """The entries that name a unit, in the file's order (they win over patterns)."""
+        return tuple(a for a in self.agents if a.unit is not None)
+
+    @property
+    def patterns(self) -> tuple[AgentSpec, ...]:
+        return tuple(a for a in self.agents if a.pattern is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,76 +126,34 @@ def unit_name_problem(name: str, glob: bool = False) -> str | None:
 
 def parse_config(text: str, source: str, scope: str | None = None) -> Config:
     """Parse and validate YAML text. `scope` is the default when the file sets none."""
-    import yaml
+    from .yamlnodes import Nodes, compose
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, line, None, f"not valid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, None, None, f"not valid YAML: {exc}") from None
-    return _Validator(source).config(root, scope)
+    return _Validator(Nodes(source)).config(compose(text, source), scope)
 
 
 class _Validator:
-    """Walks the YAML node tree (which keeps line numbers) and builds the Config."""
+    """Builds the Config from the node tree, every error naming file, line and key."""
 
-    def __init__(self, source: str) -> None:
-        import yaml
-
-        self.source = source
-        self._loader = yaml.SafeLoader("")
-
-    def fail(self, node: Any, key: str | None, message: str) -> ConfigError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return ConfigError(self.source, line, key, message)
-
-    def mapping(self, node: Any, key: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
-        import yaml
-
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, key, "must be a mapping of key: value")
-        out: dict[str, Any] = {}
-        for knode, vnode in node.value:
-            k = knode.value if isinstance(knode, yaml.ScalarNode) else None
-            full = f"{key}.{k}" if key else str(k)
-            if k not in allowed:
-                raise self.fail(knode, full, f"unknown key (expected one of: {', '.join(allowed)})")
-            if k in out:
-                raise self.fail(knode, full, "is given twice")
-            out[k] = vnode
-        return out
-
-    def scalar(self, node: Any, key: str) -> Any:
-        import yaml
-
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, key, "must be a single value")
-        return self._loader.construct_object(node)
-
-    def string(self, node: Any, key: str) -> str:
-        value = self.scalar(node, key)
-        if not isinstance(value, str) or value == "":
-            raise self.fail(node, key, f"must be a non-empty string, got {value!r}")
-        return value
+    def __init__(self, nodes: Nodes) -> None:
+        self.nodes = nodes
+        self.source = nodes.source
 
     def path(self, node: Any, key: str) -> str:
-        value = self.string(node, key)
+        value = self.nodes.string(node, key)
         if not os.path.isabs(value):
-            raise self.fail(node, key, f"must be an absolute path, got {value!r}")
+            raise self.nodes.fail(node, key, f"must be an absolute path, got {value!r}")
         return os.path.normpath(value)
 
     def config(self, root: Any, scope: str | None) -> Config:
+        nodes = self.nodes
         if root is None:  # an empty file: every default
             return Config(scope=scope or default_scope(), source=self.source)
-        top = self.mapping(root, None, _TOP_KEYS)
+        top = nodes.mapping(root, None, _TOP_KEYS)
         kwargs: dict[str, Any] = {"source": self.source, "scope": scope or default_scope()}
         if "scope" in top:
-            value = self.string(top["scope"], "scope")
+            value = nodes.string(top["scope"], "scope")
             if value not in SCOPES:
-                raise self.fail(top["scope"], "scope", f"must be 'user' or 'system', got {value!r}")
+                raise nodes.fail(top["scope"], "scope", f"must be 'user' or 'system', got {value!r}")
             kwargs["scope"] = value
         for key in ("textfile_dir", "disk_path"):
             if key in top:
@@ -198,69 +167,62 @@ class _Validator:
         return Config(**kwargs)
 
     def textfile_name(self, node: Any) -> str:
-        value = self.string(node, "textfile_name")
+        value = self.nodes.string(node, "textfile_name")
         problem = textfile_name_problem(value)
         if problem:
-            raise self.fail(node, "textfile_name", problem)
+            raise self.nodes.fail(node, "textfile_name", problem)
         return value
 
     def interval(self, node: Any) -> float:
-        value = self.scalar(node, "interval_seconds")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-            raise self.fail(node, "interval_seconds",
-                            f"must be a number of seconds above 0 and at most 86400, got {value!r}")
+        value = self.nodes.scalar(node, "interval_seconds")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_INTERVAL_SECONDS:
+            raise self.nodes.fail(node, "interval_seconds", "must be a number of seconds above 0 and at most "
+                                  f"{MAX_INTERVAL_SECONDS:g}, got {value!r}")
         return float(value)
 
     def agents(self, node: Any) -> tuple[AgentSpec, ...]:
-        import yaml
+        from .yamlnodes import is_sequence
 
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, "agents", "must be a list of entries with 'unit' or 'pattern'")
+        nodes = self.nodes
+        if not is_sequence(node):
+            raise nodes.fail(node, "agents", "must be a list of entries with 'unit' or 'pattern'")
         specs: list[AgentSpec] = []
         units: dict[str, str] = {}
         names: dict[str, str] = {}
         for i, item in enumerate(node.value):
             key = f"agents[{i}]"
-            fields = self.mapping(item, key, _AGENT_KEYS)
+            fields = nodes.mapping(item, key, _AGENT_KEYS)
             if ("unit" in fields) == ("pattern" in fields):
-                raise self.fail(item, key, "needs exactly one of 'unit' or 'pattern'")
-            type_ = self.string(fields["type"], f"{key}.type") if "type" in fields else DEFAULT_TYPE
+                raise nodes.fail(item, key, "needs exactly one of 'unit' or 'pattern'")
+            type_ = nodes.string(fields["type"], f"{key}.type") if "type" in fields else DEFAULT_TYPE
             if "unit" in fields:
                 unit_node = fields["unit"]
-                unit = normalize_unit(self.string(unit_node, f"{key}.unit"))
+                unit = normalize_unit(nodes.string(unit_node, f"{key}.unit"))
                 problem = unit_name_problem(unit)
                 if problem:
-                    raise self.fail(unit_node, f"{key}.unit", problem)
+                    raise nodes.fail(unit_node, f"{key}.unit", problem)
                 if unit in units:
-                    raise self.fail(unit_node, f"{key}.unit", f"{unit} is already listed at {units[unit]}")
+                    raise nodes.fail(unit_node, f"{key}.unit", f"{unit} is already listed at {units[unit]}")
                 units[unit] = key
-                name = self.string(fields["name"], f"{key}.name") if "name" in fields else None
+                name = nodes.string(fields["name"], f"{key}.name") if "name" in fields else None
                 label = name if name is not None else default_agent_name(unit)
                 if label in names:
-                    raise self.fail(fields.get("name", unit_node), f"{key}.name",
-                                    f"agent name {label!r} is already used by {names[label]}")
+                    raise nodes.fail(fields.get("name", unit_node), f"{key}.name",
+                                     f"agent name {label!r} is already used by {names[label]}")
                 names[label] = key
                 specs.append(AgentSpec(type=type_, unit=unit, name=name))
             else:
                 if "name" in fields:
-                    raise self.fail(fields["name"], f"{key}.name",
-                                    "only an explicit 'unit' can be named; a pattern's agents are "
-                                    "named after their units")
+                    raise nodes.fail(fields["name"], f"{key}.name",
+                                     "only an explicit 'unit' can be named; a pattern's agents are "
+                                     "named after their units")
                 pnode = fields["pattern"]
-                pattern = normalize_unit(self.string(pnode, f"{key}.pattern"))
+                pattern = normalize_unit(nodes.string(pnode, f"{key}.pattern"))
                 problem = unit_name_problem(pattern, glob=True)
                 if problem:
-                    raise self.fail(pnode, f"{key}.pattern", problem)
+                    raise nodes.fail(pnode, f"{key}.pattern", problem)
                 specs.append(AgentSpec(type=type_, pattern=pattern))
         return tuple(specs)
-
-
-def textfile_name_problem(name: str) -> str | None:
-    if "/" in name or name.startswith("."):
-        return f"must be a plain file name (no '/', not hidden), got {name!r}"
-    if not name.endswith(".prom"):
-        return f"must end in .prom (node_exporter reads only those), got {name!r}"
-    return None
 
 
 def default_agent_name(unit: str) -> str:

@@ -15,10 +15,9 @@ import sys
 
 from . import __version__
 from .config import Config, builtin_config, parse_config
+from .defaults import CONFIG_CACHE_FILE
 from .errors import ConfigError, WriteError
 from .textfile import atomic_write
-
-CACHE_NAME = "config-cache.marshal"
 
 
 def load_config(path: str | None, default_scope: str, cache_dir: str | None = None) -> Config:
@@ -31,14 +30,14 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
     key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
            st.st_ctime_ns, default_scope, __version__, sys.hexversion)
     if cache_dir is not None:
-        cached = _read_cache(os.path.join(cache_dir, CACHE_NAME), key)
+        cached = _read_cache(os.path.join(cache_dir, CONFIG_CACHE_FILE), key)
         if cached is not None:
             return cached
     config = parse_config(read_text(path), path, default_scope)
     if cache_dir is not None:
         try:
             payload = marshal.dumps((key, config.to_dict()))
-            atomic_write(cache_dir, CACHE_NAME, payload, 0o600)
+            atomic_write(cache_dir, CONFIG_CACHE_FILE, payload, 0o600)
         except (WriteError, OSError, ValueError):
             pass  # the cache only saves time; the run does not depend on it
     return config

@@ -13,9 +13,7 @@ import os
 import stat
 import struct
 import threading
-import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import TextfileUnavailable
@@ -78,11 +76,9 @@ def build_snapshot(path: str, key: StatKey, mtime: float, body: bytes) -> Snapsh
 class TextfileCache:
     """Thread-safe: `lookup` is cheap enough for the connection loop, `load` runs in a worker."""
 
-    def __init__(self, path: str, max_bytes: int = MAX_TEXTFILE_BYTES,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str, max_bytes: int = MAX_TEXTFILE_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self.clock = clock
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 

@@ -30,12 +30,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from . import configfile, state, systemd, units
-from .config import DEFAULT_TEXTFILE_DIR, DEFAULT_TEXTFILE_NAME
+from . import configfile, systemd, units
+from .defaults import CONFIG_CACHE_FILE, STATE_FILE, lock_name, temp_prefix, user_state_home
+from .defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
+from .defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
 from .errors import AgentExporterError
-from .options import user_state_home
 from .proc import Runner, run
-from .textfile import RunLock, atomic_write, temp_prefix
+from .textfile import RunLock, atomic_write
 
 SYSTEM_UNIT_DIR = "/etc/systemd/system"
 MANIFEST = "agent-exporter.install.json"
@@ -662,7 +663,7 @@ class Uninstaller:
         # only the writer's own files go, and the directory if that leaves it empty.
         if not state_dir:
             return
-        removed = [n for n in (state.FILE_NAME, configfile.CACHE_NAME) if _unlink(os.path.join(state_dir, n))]
+        removed = [n for n in (STATE_FILE, CONFIG_CACHE_FILE) if _unlink(os.path.join(state_dir, n))]
         if removed:
             self.say(f"  removed {', '.join(os.path.join(state_dir, n) for n in removed)}")
             self.remove_dir(state_dir, quiet_if_busy=True)
@@ -671,12 +672,12 @@ class Uninstaller:
         directory, name = os.path.split(textfile)
         try:
             # Wait for a run that may still be writing (disable --now does not wait for a oneshot).
-            with RunLock(os.path.join(directory, f".{name}.lock"), 10.0):
+            with RunLock(os.path.join(directory, lock_name(name)), 10.0):
                 entries = os.listdir(directory)
         except (AgentExporterError, OSError):
             entries = os.listdir(directory) if os.path.isdir(directory) else []
         prefix = temp_prefix(name)
-        ours = [e for e in entries if e == name or e == f".{name}.lock" or e.startswith(prefix)]
+        ours = [e for e in entries if e == name or e == lock_name(name) or e.startswith(prefix)]
         removed = [e for e in sorted(ours) if _unlink(os.path.join(directory, e))]
         if removed:
             self.say(f"  removed {', '.join(os.path.join(directory, e) for e in removed)}")

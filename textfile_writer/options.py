@@ -12,7 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from .config import Config, default_scope, textfile_name_problem
+from .config import Config
+from .defaults import SCOPES, default_scope, default_state_dir, textfile_name_problem
 from .errors import ConfigError
 
 DEFAULT_TIMEOUT = 5.0
@@ -82,18 +83,6 @@ def parse_fast(args: Sequence[str]) -> dict[str, str | None] | None:
     return values
 
 
-def default_state_dir(environ: Mapping[str, str]) -> str:
-    if environ.get("STATE_DIRECTORY"):  # set by systemd for StateDirectory=
-        return environ["STATE_DIRECTORY"].split(":")[0]
-    if os.geteuid() == 0:
-        return "/var/lib/agent-exporter"
-    return os.path.join(user_state_home(environ), "agent-exporter")
-
-
-def user_state_home(environ: Mapping[str, str]) -> str:
-    return environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-
-
 def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] | None = None,
             use_cache: bool = True) -> Settings:
     """Command line over environment over config file over built-in defaults."""
@@ -108,7 +97,7 @@ def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] 
         return None if value is None else str(value)
 
     scope = get("scope")
-    if scope is not None and scope not in ("user", "system"):
+    if scope is not None and scope not in SCOPES:
         raise ConfigError("--scope", None, None, f"must be 'user' or 'system', got {scope!r}")
     timeout_text = get("timeout")
     try:

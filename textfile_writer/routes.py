@@ -36,14 +36,22 @@ class App:
         self.web = web  # replaced whole on reload; read once per request
         self.clock = clock
 
-    def fast(self, req: Request) -> Response | None:
+    def _authorized(self, req: Request, verify: bool) -> bool | None:
+        """True: let the request through; False: 401; None: only a bcrypt check can tell, and
+        `verify` was False (the loop must not run one)."""
         auth = self.web.auth
-        if auth is not None:
-            verdict = auth.known_good(req.header("authorization"))
-            if verdict is None:
-                return None
-            if not verdict:
-                return _UNAUTHORIZED
+        if auth is None:
+            return True
+        header = req.header("authorization")
+        verdict = auth.known_good(header)
+        return auth.verify(header) if verdict is None and verify else verdict
+
+    def fast(self, req: Request) -> Response | None:
+        authorized = self._authorized(req, verify=False)
+        if authorized is None:
+            return None
+        if not authorized:
+            return _UNAUTHORIZED
         refusal = self._refusal(req)
         if refusal is not None:
             return refusal
@@ -58,12 +66,8 @@ class App:
         return self._answer(req, snap)
 
     def slow(self, req: Request) -> Response:
-        auth = self.web.auth
-        if auth is not None:
-            header = req.header("authorization")
-            verdict = auth.known_good(header)
-            if not (verdict if verdict is not None else auth.verify(header)):
-                return _UNAUTHORIZED
+        if not self._authorized(req, verify=True):
+            return _UNAUTHORIZED
         refusal = self._refusal(req)
         if refusal is not None:
             return refusal

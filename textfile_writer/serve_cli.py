@@ -12,13 +12,13 @@ import signal
 
 import click
 
-from .config import default_scope
 from .configfile import load_config
 from .console import say, warn
+from .defaults import LISTEN_ADDRESS, default_scope
 from .errors import AgentExporterError
 from .filecache import TextfileCache
 from .routes import App
-from .server import DEFAULT_LISTEN_ADDRESS, Server, ServerOptions, activated_sockets, bind, describe
+from .server import Server, ServerOptions, activated_sockets, bind, describe
 from .webconfig import load_web
 
 
@@ -36,7 +36,7 @@ def _raise_fd_limit(wanted: int) -> None:
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--web.listen-address", "listen_addresses", multiple=True, metavar="HOST:PORT",
               envvar="AGENT_EXPORTER_WEB_LISTEN_ADDRESS", show_envvar=True,
-              help=f"address to listen on; repeat for several (default: {DEFAULT_LISTEN_ADDRESS}). "
+              help=f"address to listen on; repeat for several (default: {LISTEN_ADDRESS}). "
                    "Ignored under systemd socket activation.")
 @click.option("--web.config.file", "web_config_file", metavar="FILE",
               envvar="AGENT_EXPORTER_WEB_CONFIG_FILE", show_envvar=True,
@@ -90,7 +90,7 @@ def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, textf
     else:
         listeners = []
         try:
-            for address in listen_addresses or (DEFAULT_LISTEN_ADDRESS,):
+            for address in listen_addresses or (LISTEN_ADDRESS,):
                 listeners.append(bind(address))
         except AgentExporterError:
             for s in listeners:

@@ -26,12 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .defaults import split_listen_address
 from .errors import AgentExporterError, ServeError
 from .http11 import HttpError, Limits, Request, Response, http_date, parse_request, serialize, text_response
 from .routes import App
 from .webconfig import WebRuntime
 
-DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9200"
 SD_LISTEN_FDS_START = 3
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
@@ -200,11 +200,15 @@ class Server:
         for conn in list(self._conns.values()):
             if conn.state != _BUSY and conn.deadline <= now:
                 self._close(conn)
+        self._resume_accepting(now)
+
+    # --- accepting --------------------------------------------------------------------------------
+
+    def _resume_accepting(self, now: float) -> None:
+        """Accept again once a pause has passed and there is room for another connection."""
         if not self._accepting and not self._stopping and now >= self._resume_at \
                 and len(self._conns) < self._options.max_connections:
             self._set_accepting(True)
-
-    # --- accepting --------------------------------------------------------------------------------
 
     def _set_accepting(self, on: bool) -> None:
         if on == self._accepting:
@@ -298,9 +302,7 @@ class Server:
                 except OSError:
                     self._close(conn)
                     return
-                conn.state = _DRAIN
-                conn.deadline = time.monotonic() + min(1.0, self._options.read_timeout)
-                self._set_events(conn, _EPOLLIN)
+                self._start_drain(conn)
                 return
             self._close(conn)
             return
@@ -433,6 +435,10 @@ class Server:
         except OSError:
             self._close(conn)
             return
+        self._start_drain(conn)
+
+    def _start_drain(self, conn: _Conn) -> None:
+        """Our side is shut: read and drop what the peer still sends, for a second at most."""
         conn.state = _DRAIN
         conn.buf.clear()
         conn.deadline = time.monotonic() + min(1.0, self._options.read_timeout)
@@ -462,9 +468,7 @@ class Server:
             conn.sock.close()
         except OSError:
             pass
-        if not self._accepting and not self._stopping and time.monotonic() >= self._resume_at \
-                and len(self._conns) < self._options.max_connections:
-            self._set_accepting(True)
+        self._resume_accepting(time.monotonic())
 
     # --- workers ------------------------------------------------------------------------------------
 
@@ -527,14 +531,10 @@ class Server:
 
 def parse_listen_address(address: str) -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` (every interface) -> (host, port)."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
-        raise ServeError(f"listen address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:9200")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ServeError(f"listen address {address!r}: put an IPv6 address in brackets, e.g. [::1]:9200")
-    return host, int(port_text)
+    try:
+        return split_listen_address(address)
+    except ValueError as exc:
+        raise ServeError(f"listen address {address!r}: {exc}") from None
 
 
 def bind(address: str, backlog: int = 1024) -> socket.socket:

@@ -21,7 +21,6 @@ from typing import NamedTuple
 #   taken_ns <CLOCK_MONOTONIC ns>
 #   unit <cpu_ns> <ActiveEnterTimestampMonotonic us, or -> <unit name>
 FORMAT = "agent-exporter-state/1"
-FILE_NAME = "cpu-state"
 
 
 class Counter(NamedTuple):

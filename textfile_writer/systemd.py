@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from .defaults import SERVER_SERVICE, WRITER_SERVICE
 from .errors import SystemdError
 from .proc import Completed, Runner
 
@@ -23,7 +24,7 @@ SHOW_PROPERTIES = (
 _UNKNOWN = frozenset({"", "[not set]", "[no data]", "infinity", str(2**64 - 1)})
 # agent-exporter's own services (timers/, installed by `agent-exporter install`): never agents, even
 # when a pattern matches them, as the default agent-*.service does. A config may still name them.
-OWN_SERVICES = frozenset({"agent-exporter.service", "agent-exporter-server.service"})
+OWN_SERVICES = frozenset({WRITER_SERVICE, SERVER_SERVICE})
 
 UnitProperties = Mapping[str, str]
 

@@ -13,13 +13,8 @@ import os
 import time
 from types import TracebackType
 
+from .defaults import TEMP_SUFFIX, temp_prefix
 from .errors import LockError, WriteError
-
-TEMP_SUFFIX = ".tmp"
-
-
-def temp_prefix(name: str) -> str:
-    return f".{name}."
 
 
 def atomic_write(directory: str, name: str, data: bytes, mode: int = 0o644) -> None:

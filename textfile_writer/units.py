@@ -19,12 +19,15 @@ from importlib import resources
 from typing import NamedTuple
 
 from . import __version__
+
+# Defined once, in defaults.py; re-exported here under the names install.py and the tests use.
+from .defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, MAX_INTERVAL_SECONDS, TEXTFILE_NAME
+from .defaults import SERVER_SERVICE as SERVER_SERVICE
+from .defaults import SERVER_SOCKET as SERVER_SOCKET
+from .defaults import WRITER_SERVICE as WRITER_SERVICE
+from .defaults import WRITER_TIMER as WRITER_TIMER
 from .errors import AgentExporterError
 
-WRITER_SERVICE = "agent-exporter.service"
-WRITER_TIMER = "agent-exporter.timer"
-SERVER_SERVICE = "agent-exporter-server.service"
-SERVER_SOCKET = "agent-exporter-server.socket"
 UNIT_NAMES = (WRITER_SERVICE, WRITER_TIMER, SERVER_SERVICE, SERVER_SOCKET)
 ENABLED = (WRITER_TIMER, SERVER_SOCKET)
 """The units that are enabled and started; the services are started by them."""
@@ -32,9 +35,9 @@ ENABLED = (WRITER_TIMER, SERVER_SOCKET)
 DEFAULT_GROUP = "agent-exporter"
 DEFAULT_USER = "agent-exporter"
 """System scope: the writer's static system user (`install` creates it, its primary group DEFAULT_GROUP)."""
-DEFAULT_LISTEN_ADDRESS = "127.0.0.1:9200"
-DEFAULT_INTERVAL = 10.0
-MIN_INTERVAL, MAX_INTERVAL = 1.0, 86400.0
+DEFAULT_LISTEN_ADDRESS = LISTEN_ADDRESS
+DEFAULT_INTERVAL = INTERVAL_SECONDS
+MIN_INTERVAL, MAX_INTERVAL = 1.0, MAX_INTERVAL_SECONDS
 
 # What a sandbox directive hides from the service, and so what install must not let it hide.
 HOME_DIRS = ("/home", "/root", "/run/user")  # ProtectHome=yes makes these inaccessible
@@ -62,7 +65,7 @@ class UnitParams(NamedTuple):
     scope: str  # "user" | "system"
     command: tuple[str, ...]  # how to run agent-exporter: (script,) or (python, "-m", "textfile_writer")
     textfile_dir: str
-    textfile_name: str = "agents.prom"
+    textfile_name: str = TEXTFILE_NAME
     interval_seconds: float = DEFAULT_INTERVAL
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     config: str | None = None

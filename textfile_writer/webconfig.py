@@ -36,6 +36,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     import ssl
 
+    from .yamlnodes import Nodes
+
 TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")
 # Go's names; Python's ssl cannot accept a client certificate without verifying it, so the two
 # toolkit modes that do (RequestClientCert, RequireAnyClientCert) are refused, not weakened.
@@ -78,74 +80,15 @@ class WebConfig:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class _Nodes:
-    """Walks the YAML node tree, which keeps line numbers for the errors."""
-
-    def __init__(self, source: str) -> None:
-        import yaml
-
-        self.source = source
-        self._loader = yaml.SafeLoader("")
-
-    def fail(self, node: Any, key: str, message: str) -> ConfigError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return ConfigError(self.source, line, key, message)
-
-    def mapping(self, node: Any, key: str) -> dict[str, tuple[Any, Any]]:
-        import yaml
-
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return {}
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, key, "must be a mapping")
-        out: dict[str, tuple[Any, Any]] = {}
-        for k, v in node.value:
-            name = self._loader.construct_object(k)
-            if not isinstance(name, str):
-                raise self.fail(k, key, f"keys must be strings, not {name!r}")
-            if name in out:
-                raise self.fail(k, f"{key}.{name}" if key else name, "given twice")
-            out[name] = (k, v)
-        return out
-
-    def check_keys(self, entries: Mapping[str, tuple[Any, Any]], allowed: tuple[str, ...], key: str) -> None:
-        for name, (knode, _v) in entries.items():
-            if name not in allowed:
-                where = f"{key}.{name}" if key else name
-                raise self.fail(knode, where, f"unknown key (known: {', '.join(allowed)})")
-
-    def value(self, node: Any) -> Any:
-        return self._loader.construct_object(node, deep=True)
-
-    def string(self, node: Any, key: str) -> str:
-        v = self.value(node)
-        if not isinstance(v, str):
-            raise self.fail(node, key, f"must be a string, not {v!r}")
-        return v
-
-    def boolean(self, node: Any, key: str) -> bool:
-        v = self.value(node)
-        if not isinstance(v, bool):
-            raise self.fail(node, key, f"must be true or false, not {v!r}")
-        return v
-
-
 def parse_web_config(text: str, source: str, base_dir: str) -> WebConfig:
     """Parse and validate; relative file names are joined to `base_dir` (the file's directory)."""
-    import yaml
+    from .yamlnodes import Nodes, compose
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ConfigError(source, mark.line + 1 if mark else None, None,
-                          f"not valid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, None, None, f"not valid YAML: {exc}") from None
-    nodes = _Nodes(source)
+    root = compose(text, source)
+    nodes = Nodes(source)
     if root is None:
         return WebConfig(source)
-    top = nodes.mapping(root, "")
+    top = nodes.entries(root, "", null_is_empty=True)
     nodes.check_keys(top, ("tls_server_config", "http_server_config", "basic_auth_users",
                            "rate_limit"), "")
     if "rate_limit" in top:
@@ -156,8 +99,8 @@ def parse_web_config(text: str, source: str, base_dir: str) -> WebConfig:
     return WebConfig(source, tls, users, headers)
 
 
-def _tls(nodes: _Nodes, node: Any, base_dir: str) -> TLSSettings | None:
-    entries = nodes.mapping(node, "tls_server_config")
+def _tls(nodes: Nodes, node: Any, base_dir: str) -> TLSSettings | None:
+    entries = nodes.entries(node, "tls_server_config", null_is_empty=True)
     nodes.check_keys(entries, _TLS_KEYS, "tls_server_config")
     for name, why in _UNSUPPORTED.items():
         if name in entries:
@@ -166,7 +109,7 @@ def _tls(nodes: _Nodes, node: Any, base_dir: str) -> TLSSettings | None:
     def text(name: str) -> str | None:
         if name not in entries:
             return None
-        return nodes.string(entries[name][1], f"tls_server_config.{name}")
+        return nodes.text(entries[name][1], f"tls_server_config.{name}")
 
     def path(name: str) -> str | None:
         v = text(name)
@@ -212,19 +155,20 @@ def _tls(nodes: _Nodes, node: Any, base_dir: str) -> TLSSettings | None:
                        versions["max_version"], prefer)
 
 
-def _headers(nodes: _Nodes, node: Any) -> tuple[tuple[str, str], ...]:
-    entries = nodes.mapping(node, "http_server_config")
+def _headers(nodes: Nodes, node: Any) -> tuple[tuple[str, str], ...]:
+    entries = nodes.entries(node, "http_server_config", null_is_empty=True)
     nodes.check_keys(entries, ("headers", "http2"), "http_server_config")
     if "http2" in entries:  # accepted for compatibility; this server speaks HTTP/1.1 only
         nodes.boolean(entries["http2"][1], "http_server_config.http2")
     if "headers" not in entries:
         return ()
     out = []
-    for name, (knode, vnode) in nodes.mapping(entries["headers"][1], "http_server_config.headers").items():
+    headers = nodes.entries(entries["headers"][1], "http_server_config.headers", null_is_empty=True)
+    for name, (knode, vnode) in headers.items():
         key = f"http_server_config.headers.{name}"
         if name not in ALLOWED_HEADERS:
             raise nodes.fail(knode, key, f"this header cannot be configured (allowed: {', '.join(ALLOWED_HEADERS)})")
-        value = nodes.string(vnode, key)
+        value = nodes.text(vnode, key)
         allowed = ALLOWED_HEADERS[name]
         if allowed and value not in allowed:
             raise nodes.fail(vnode, key, f"{value!r} is not one of {', '.join(allowed)}")
@@ -234,9 +178,9 @@ def _headers(nodes: _Nodes, node: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _users(nodes: _Nodes, node: Any) -> dict[str, str]:
+def _users(nodes: Nodes, node: Any) -> dict[str, str]:
     users = {}
-    for name, (knode, vnode) in nodes.mapping(node, "basic_auth_users").items():
+    for name, (knode, vnode) in nodes.entries(node, "basic_auth_users", null_is_empty=True).items():
         key = f"basic_auth_users.{name}"
         if ":" in name or not name:
             raise nodes.fail(knode, key, "a user name must not be empty or contain ':'")

@@ -10,6 +10,7 @@ from . import state
 from .cgroups import Cgroupfs
 from .collect import Clock, Result, collect
 from .console import say, warn
+from .defaults import STATE_FILE, lock_name
 from .errors import WriteError
 from .metrics import render
 from .options import Settings, resolve
@@ -24,7 +25,7 @@ def _ignore(_message: str) -> None:
 
 
 def load_previous(settings: Settings, proc_root: str = "/proc") -> tuple[state.State | None, str | None]:
-    return state.load(os.path.join(settings.state_dir, state.FILE_NAME), state.boot_id(proc_root),
+    return state.load(os.path.join(settings.state_dir, STATE_FILE), state.boot_id(proc_root),
                       settings.config.scope)
 
 
@@ -41,7 +42,7 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
     except OSError as exc:
         raise WriteError(f"cannot create state directory {settings.state_dir}: "
                          f"{exc.strerror or exc}") from exc
-    lock = os.path.join(directory, f".{config.textfile_name}.lock")
+    lock = os.path.join(directory, lock_name(config.textfile_name))
     with RunLock(lock, settings.timeout):
         remove_stale_temps(directory, config.textfile_name)
         previous, why = load_previous(settings, proc_root)
@@ -50,7 +51,7 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
         result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root)
         atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
         try:
-            atomic_write(settings.state_dir, state.FILE_NAME, result.state.to_text().encode())
+            atomic_write(settings.state_dir, STATE_FILE, result.state.to_text().encode())
         except WriteError as exc:
             raise WriteError(f"wrote {config.textfile_path}, but could not keep the CPU counters "
                              f"({exc}); the next run will have no agent_cpu_percent") from exc

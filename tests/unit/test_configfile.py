@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from textfile_writer.configfile import CACHE_NAME, load_config
+from textfile_writer.configfile import load_config
+from textfile_writer.defaults import CONFIG_CACHE_FILE as CACHE_NAME
 
 TEXT = "scope: user\ntextfile_dir: /tmp\nagents:\n  - unit: agent-a\n    type: primary\n"
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from textfile_writer.cli import cli
+from textfile_writer.defaults import default_state_dir
 from textfile_writer.errors import ConfigError
-from textfile_writer.options import COMMON, default_state_dir, parse_fast, resolve
+from textfile_writer.options import COMMON, parse_fast, resolve
 
 
 def click_values(args: list[str]) -> dict[str, object]:

@@ -36,7 +36,7 @@ def textfile(tmp_path: Path) -> Path:
 
 
 def make_app(path: Path, web: WebRuntime | None = None) -> App:
-    return App(TextfileCache(str(path), clock=lambda: NOW), 10.0, web or WebRuntime(), clock=lambda: NOW)
+    return App(TextfileCache(str(path)), 10.0, web or WebRuntime(), clock=lambda: NOW)
 
 
 def test_metrics_plain_and_gzip(textfile: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textfile_writer import state
+from textfile_writer.defaults import STATE_FILE
 from textfile_writer.state import Counter, State
 
 BOOT = "4a1f8a7e-0000-4000-8000-000000000001"
@@ -52,7 +53,7 @@ def test_more_than_the_host_can_do_has_no_figure() -> None:
 
 def test_state_round_trip(tmp_path: Path) -> None:
     s = State(BOOT, "user", 123, {"a.service": Counter(5, 7), "b\\x2d.service": Counter(9, None)})
-    path = tmp_path / state.FILE_NAME
+    path = tmp_path / STATE_FILE
     path.write_text(s.to_text())
     assert state.load(str(path), BOOT, "user") == (s, None)
 
@@ -64,7 +65,7 @@ def test_missing_state_is_a_first_run(tmp_path: Path) -> None:
 
 
 def _load_text(tmp_path: Path, text: str, boot: str = BOOT, scope: str = "user") -> tuple[object, str | None]:
-    path = tmp_path / state.FILE_NAME
+    path = tmp_path / STATE_FILE
     path.write_text(text)
     return state.load(str(path), boot, scope)
 

@@ -1,0 +1,81 @@
+"""Paths, names and defaults that the writer, the server and the installer share, each rule written once.
+
+Scopes and the default one, the textfile's directory and name (and the rule a name must follow),
+the names the writer gives its lock and temporary files beside it, the state directory and the
+files in it, the units' names, the writer's period and the server's listen address (with its
+syntax). The writer's fast path imports this module: nothing but `os` here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+SCOPES = ("user", "system")
+
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's node_exporter reads this one
+TEXTFILE_NAME = "agents.prom"
+TEMP_SUFFIX = ".tmp"
+
+INTERVAL_SECONDS = 10.0
+MAX_INTERVAL_SECONDS = 86400.0
+
+LISTEN_ADDRESS = "127.0.0.1:9200"
+
+STATE_DIRECTORY = "agent-exporter"  # the units' StateDirectory=, under /var/lib or the user's state home
+SYSTEM_STATE_DIR = f"/var/lib/{STATE_DIRECTORY}"
+STATE_FILE = "cpu-state"  # the previous run's CPU counters (state.py)
+CONFIG_CACHE_FILE = "config-cache.marshal"  # the validated configuration (configfile.py)
+
+WRITER_SERVICE = "agent-exporter.service"
+WRITER_TIMER = "agent-exporter.timer"
+SERVER_SERVICE = "agent-exporter-server.service"
+SERVER_SOCKET = "agent-exporter-server.socket"
+
+
+def default_scope() -> str:
+    """root watches the system manager; anybody else their own user manager."""
+    return "system" if os.geteuid() == 0 else "user"
+
+
+def textfile_name_problem(name: str) -> str | None:
+    """Why `name` cannot be the textfile's name, or None when it can."""
+    if "/" in name or name.startswith("."):
+        return f"must be a plain file name (no '/', not hidden), got {name!r}"
+    if not name.endswith(".prom"):
+        return f"must end in .prom (node_exporter reads only those), got {name!r}"
+    return None
+
+
+def lock_name(textfile_name: str) -> str:
+    """The lock file beside the textfile: hidden, and not `*.prom`, so node_exporter never reads it."""
+    return f".{textfile_name}.lock"
+
+
+def temp_prefix(name: str) -> str:
+    """How a temporary file for `name` begins (it ends in TEMP_SUFFIX): hidden, never `*.prom`."""
+    return f".{name}."
+
+
+def user_state_home(environ: Mapping[str, str]) -> str:
+    return environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+
+
+def default_state_dir(environ: Mapping[str, str]) -> str:
+    if environ.get("STATE_DIRECTORY"):  # set by systemd for StateDirectory=
+        return environ["STATE_DIRECTORY"].split(":")[0]
+    if os.geteuid() == 0:
+        return SYSTEM_STATE_DIR
+    return os.path.join(user_state_home(environ), STATE_DIRECTORY)
+
+
+def split_listen_address(address: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` (every interface) -> (host, port); ValueError says what is wrong."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9200")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("put an IPv6 address in brackets, e.g. [::1]:9200")
+    return host, int(port_text)

@@ -1,0 +1,104 @@
+"""Reading YAML for validation: the node tree (which keeps line numbers) and a walker whose every
+error is a ConfigError naming file, line and key (`web.yml:4: tls_server_config.min_version: ...`).
+
+Shared by the writer's configuration (config.py) and the server's web configuration
+(server/webconfig.py). Imported only when a file is actually parsed: PyYAML costs more to import
+than a whole writer run, whose hot path reads a cached, already validated configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def compose(text: str, source: str) -> Any:
+    """The root node of `text` (None for an empty document), or a ConfigError with the line."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, line, None, f"not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, None, None, f"not valid YAML: {exc}") from None
+
+
+def is_sequence(node: Any) -> bool:
+    return isinstance(node, yaml.SequenceNode)
+
+
+class Nodes:
+    """Walks one file's node tree. Keys are dotted paths (`agents[0].unit`); "" or None is the top."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._loader = yaml.SafeLoader("")
+
+    def fail(self, node: Any, key: str | None, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return ConfigError(self.source, line, key, message)
+
+    def entries(self, node: Any, key: str | None, null_is_empty: bool = False) -> dict[str, tuple[Any, Any]]:
+        """A mapping's {key: (key node, value node)}; with null_is_empty, `key:` alone means {}."""
+        if null_is_empty and isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, "must be a mapping of key: value")
+        out: dict[str, tuple[Any, Any]] = {}
+        for knode, vnode in node.value:
+            name = knode.value if isinstance(knode, yaml.ScalarNode) else None
+            if not isinstance(name, str):
+                raise self.fail(knode, key, "keys must be plain strings")
+            if name in out:
+                raise self.fail(knode, _join(key, name), "is given twice")
+            out[name] = (knode, vnode)
+        return out
+
+    def check_keys(self, entries: Mapping[str, tuple[Any, Any]], allowed: tuple[str, ...], key: str | None) -> None:
+        for name, (knode, _vnode) in entries.items():
+            if name not in allowed:
+                raise self.fail(knode, _join(key, name), f"unknown key (expected one of: {', '.join(allowed)})")
+
+    def mapping(self, node: Any, key: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+        """A mapping with only `allowed` keys: {key: value node}."""
+        found = self.entries(node, key)
+        self.check_keys(found, allowed, key)
+        return {name: vnode for name, (_knode, vnode) in found.items()}
+
+    def value(self, node: Any) -> Any:
+        """The Python value of a node, nested ones included."""
+        return self._loader.construct_object(node, deep=True)
+
+    def scalar(self, node: Any, key: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, "must be a single value")
+        return self._loader.construct_object(node)
+
+    def text(self, node: Any, key: str) -> str:
+        """A string, possibly empty."""
+        value = self.scalar(node, key)
+        if not isinstance(value, str):
+            raise self.fail(node, key, f"must be a string, got {value!r}")
+        return value
+
+    def string(self, node: Any, key: str) -> str:
+        """A non-empty string."""
+        value = self.scalar(node, key)
+        if not isinstance(value, str) or value == "":
+            raise self.fail(node, key, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def boolean(self, node: Any, key: str) -> bool:
+        value = self.scalar(node, key)
+        if not isinstance(value, bool):
+            raise self.fail(node, key, f"must be true or false, got {value!r}")
+        return value
+
+
+def _join(key: str | None, name: str) -> str:
+    return f"{key}.{name}" if key else name
