@@ -20,7 +20,7 @@ STAMP_PIP := $(VENV)/.pip-stamp
 
 help:
 	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
-	@echo "make test   - install test dependencies, then ruff, mypy --strict and pytest (unit + integration)"
+	@echo "make test   - install test dependencies, then ruff, import-linter (.importlinter), mypy --strict and pytest (unit + integration)"
 	@echo "make wheels - dist/: agent-exporter's wheel and its dependencies', for hosts without PyPI (see README)"
 	@echo "make bench  - writer cost against the floor, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
@@ -49,6 +49,7 @@ deps: venv
 
 lint: deps
 	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: deps
 	$(VENV)/bin/mypy

@@ -108,9 +108,9 @@ def panel_targets(dash: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], dic
 
 def exported_families() -> set[str]:
     """Every family the writer renders, and the one the server adds: taken from the code itself."""
-    from textfile_writer.filecache import AGE_FAMILY
-    from textfile_writer.host import HostSample
-    from textfile_writer.metrics import AgentSample, Snapshot, render
+    from textfile_writer.metrics import render
+    from textfile_writer.model import AgentSample, HostSample, Snapshot
+    from textfile_writer.server.filecache import AGE_FAMILY
 
     agent = AgentSample(name="a", type="primary", unit="a.service", scope="user", state="active",
                         load_state="loaded", memory_bytes=1024, cpu_seconds=1.0, cpu_percent=1.0,

@@ -1,5 +1,6 @@
-"""The click command line: wiring only. Core errors pass through to the console (console.run), which
-turns each into one line and the exit code."""
+"""The writer's click command line (write, status, check): wiring only. __main__ adds `serve`,
+`install` and `uninstall` from their own rooms. Core errors pass through to the console
+(console.run), which turns each into one line and the exit code."""
 
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ from . import __version__, systemd
 from .collect import collect
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
-from .install_cli import install, uninstall
 from .options import COMMON, resolve
 from .proc import run
 from .report import as_json, table
-from .serve_cli import serve
 from .writer import command, load_previous
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,9 +108,3 @@ def check(system_check: bool, **values: Any) -> None:
             click.echo(f"{label} {path}: writable")
     if problems:
         raise CheckFailed(problems)
-
-
-# Defined in modules of their own (the server's and the installer's command lines).
-cli.add_command(serve)
-cli.add_command(install)
-cli.add_command(uninstall)

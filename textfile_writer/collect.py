@@ -16,7 +16,7 @@ from . import __version__, state, systemd
 from .cgroups import Cgroupfs, rss_bytes
 from .config import Config, default_agent_name
 from .host import read_host
-from .metrics import UP_STATES, AgentSample, Snapshot
+from .model import UP_STATES, AgentSample, Snapshot
 from .proc import Runner
 from .systemd import UnitProperties
 

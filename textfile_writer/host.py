@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from .errors import HostError
-
-
-class HostSample(NamedTuple):
-    memory_total_bytes: int | None
-    memory_used_bytes: int | None
-    disk_total_bytes: int | None
-    disk_used_bytes: int | None
-    load: tuple[float, float, float] | None
+from .model import HostSample
 
 
 def read_host(disk_path: str, proc_root: str = "/proc") -> tuple[HostSample, list[str]]:

@@ -1,4 +1,4 @@
-"""The model of one run and its rendering as Prometheus text exposition format 0.0.4.
+"""A run's Snapshot (model.py) rendered as Prometheus text exposition format 0.0.4.
 
 Families come in a fixed order, agents sorted by name then unit, every family with HELP and TYPE,
 no timestamps; label values and help text are escaped as the format requires. An unknown value is
@@ -8,47 +8,10 @@ an absent sample, never a made-up number.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
-from .host import HostSample
+from .model import STATES, AgentSample, Snapshot
 
-STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating")
-UP_STATES = frozenset({"active", "reloading"})
 _INF = float("inf")
-
-
-class AgentSample(NamedTuple):
-    name: str
-    type: str
-    unit: str
-    scope: str
-    state: str  # systemd's ActiveState
-    load_state: str
-    memory_bytes: int | None
-    cpu_seconds: float | None
-    cpu_percent: float | None
-    uptime_seconds: float
-    start_time_seconds: float | None
-    restarts: int | None
-    tasks: int | None
-
-    @property
-    def up(self) -> bool:
-        return self.state in UP_STATES
-
-
-class Snapshot(NamedTuple):
-    agents: tuple[AgentSample, ...]
-    host: HostSample
-    timestamp: float
-    duration_seconds: float
-    collect_errors: int
-    version: str
-
-    @property
-    def running(self) -> int:
-        return sum(1 for a in self.agents if a.up)
-
 
 Sample = tuple[dict[str, str], float | int | None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import humanize
-from .metrics import AgentSample, Snapshot
+from .model import AgentSample, Snapshot
 
 
 def _row(a: AgentSample) -> list[str]:

@@ -40,8 +40,8 @@ from harness import (
 from procs import IN_CI, Processes, free_port, http_get, wait_until
 
 from devtools.stack import NODE_EXPORTER
-from textfile_writer import units
-from textfile_writer.install import MANIFEST
+from textfile_writer.install import units
+from textfile_writer.install.installer import MANIFEST
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from procs import Processes
 from server_fixtures import Agent, fleet, need, render, start_server, write_textfile
 
-from textfile_writer.landing import parse_textfile
+from textfile_writer.server.landing import parse_textfile
 
 pytestmark = pytest.mark.integration
 

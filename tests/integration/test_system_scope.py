@@ -20,8 +20,8 @@ from procs import need
 
 from devtools.throwaway import SHARE_MOUNT, ThrowawayHost, throwaway_supported
 from devtools.wheels import build_wheels
-from textfile_writer import units
-from textfile_writer.metrics import UP_STATES
+from textfile_writer.install import units
+from textfile_writer.model import UP_STATES
 
 pytestmark = pytest.mark.integration
 

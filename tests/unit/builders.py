@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from textfile_writer.host import HostSample
-from textfile_writer.metrics import AgentSample, Snapshot
+from textfile_writer.model import AgentSample, HostSample, Snapshot
 
 HOST = HostSample(memory_total_bytes=32 * 2**30, memory_used_bytes=8 * 2**30,
                   disk_total_bytes=100 * 2**30, disk_used_bytes=25 * 2**30, load=(2.5, 2.1, 1.8))

@@ -10,7 +10,7 @@ from textfile_writer import state
 from textfile_writer.cgroups import Cgroupfs
 from textfile_writer.collect import Agent, Clock, Result, collect, resolve_agents
 from textfile_writer.config import parse_config
-from textfile_writer.metrics import AgentSample
+from textfile_writer.model import AgentSample
 
 CONFIG = parse_config(
     "scope: user\ntextfile_dir: /tmp\nagents:\n"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import textfile_writer
-from textfile_writer import units
-from textfile_writer.install import (
+from textfile_writer.install import units
+from textfile_writer.install.installer import (
     MANIFEST,
     Installer,
     InstallError,

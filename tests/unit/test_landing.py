@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 from server_fixtures import Agent, fleet, render
 
-from textfile_writer.landing import (
+from textfile_writer.server.landing import (
     CSS,
     CSS_HASH,
     format_count,

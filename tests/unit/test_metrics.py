@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from procs import need
 from prometheus_client.parser import text_string_to_metric_families
 
-from textfile_writer.host import HostSample
 from textfile_writer.metrics import escape_label, format_value, render
+from textfile_writer.model import HostSample
 
 
 def test_exact_bytes_of_one_agent() -> None:

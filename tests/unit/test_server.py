@@ -16,10 +16,7 @@ import pytest
 from server_fixtures import bcrypt_hash, fleet, render, write_textfile
 
 from textfile_writer.errors import AgentExporterError, ServeError
-from textfile_writer.filecache import TextfileCache
-from textfile_writer.http11 import Request, Response
-from textfile_writer.routes import App
-from textfile_writer.server import (
+from textfile_writer.server.eventloop import (
     Server,
     ServerOptions,
     activated_sockets,
@@ -27,7 +24,10 @@ from textfile_writer.server import (
     describe,
     parse_listen_address,
 )
-from textfile_writer.webconfig import BasicAuth, WebConfig, WebRuntime
+from textfile_writer.server.filecache import TextfileCache
+from textfile_writer.server.http11 import Request, Response
+from textfile_writer.server.routes import App
+from textfile_writer.server.webconfig import BasicAuth, WebConfig, WebRuntime
 
 
 @pytest.fixture

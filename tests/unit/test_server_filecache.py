@@ -12,7 +12,7 @@ import pytest
 from server_fixtures import fleet, render, write_textfile
 
 from textfile_writer.errors import TextfileUnavailable
-from textfile_writer.filecache import AGE_FAMILY, TextfileCache, build_snapshot
+from textfile_writer.server.filecache import AGE_FAMILY, TextfileCache, build_snapshot
 
 
 def test_plain_is_the_file_then_the_age_family(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from textfile_writer.http11 import (
+from textfile_writer.server.http11 import (
     HttpError,
     Limits,
     Response,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from server_fixtures import bcrypt_hash, fleet, render, write_textfile
 
-from textfile_writer.filecache import TextfileCache
-from textfile_writer.http11 import Limits, Request, Response, parse_request
-from textfile_writer.routes import App
-from textfile_writer.webconfig import BasicAuth, WebConfig, WebRuntime
+from textfile_writer.server.filecache import TextfileCache
+from textfile_writer.server.http11 import Limits, Request, Response, parse_request
+from textfile_writer.server.routes import App
+from textfile_writer.server.webconfig import BasicAuth, WebConfig, WebRuntime
 
 NOW = 1_700_000_100.0
 

@@ -10,15 +10,17 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from procs import need
 
-from textfile_writer import systemd, units
-from textfile_writer.install import own_command
+from textfile_writer import systemd
+from textfile_writer.install import units
+from textfile_writer.install.installer import own_command
+from textfile_writer.install.units import UnitError, UnitParams, render, sandbox_for
 from textfile_writer.proc import Completed
-from textfile_writer.units import UnitError, UnitParams, render, sandbox_for
 
 EXE = "/opt/agent-exporter/bin/agent-exporter"
 MAX_EXPOSURE = {units.WRITER_SERVICE: 1.0, units.SERVER_SERVICE: 1.5}
@@ -45,8 +47,8 @@ def values_of(text: str, key: str) -> list[str]:
 
 
 def test_every_template_is_rendered_once() -> None:
-    templates = sorted(p.name.removesuffix(".in") for p in Path(units.__file__).parents[1].joinpath("timers")
-                       .glob("*.in"))
+    templates = sorted(p.name.removesuffix(".in") for p in resources.files("textfile_writer.timers").iterdir()
+                       if p.name.endswith(".in"))
     assert templates == sorted(units.UNIT_NAMES)
     assert list(render(params())) == list(units.UNIT_NAMES)
 

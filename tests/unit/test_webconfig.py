@@ -11,7 +11,7 @@ import pytest
 from server_fixtures import bcrypt_hash, make_certs
 
 from textfile_writer.errors import ConfigError
-from textfile_writer.webconfig import BasicAuth, load_web, parse_web_config, ssl_context
+from textfile_writer.server.webconfig import BasicAuth, load_web, parse_web_config, ssl_context
 
 HASH = "$2b$04$" + "a" * 53  # syntactically a bcrypt hash; never checked here
 

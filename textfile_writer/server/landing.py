@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from html import escape
 
-from . import humanize
+from .. import humanize
 
 # name{labels} value — labels are name="value" pairs with \\, \" and \n escapes.
 _SAMPLE = re.compile(

@@ -31,12 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import ssl
 
-    from .yamlnodes import Nodes
+    from ..yamlnodes import Nodes
 
 TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")
 # Go's names; Python's ssl cannot accept a client certificate without verifying it, so the two
@@ -82,7 +82,7 @@ class WebConfig:
 
 def parse_web_config(text: str, source: str, base_dir: str) -> WebConfig:
     """Parse and validate; relative file names are joined to `base_dir` (the file's directory)."""
-    from .yamlnodes import Nodes, compose
+    from ..yamlnodes import Nodes, compose
 
     root = compose(text, source)
     nodes = Nodes(source)
@@ -327,7 +327,7 @@ def load_web(path: str | None) -> WebRuntime:
     """Read and validate the web configuration file (None: plain HTTP, no auth)."""
     if path is None:
         return WebRuntime()
-    from .configfile import read_text
+    from ..configfile import read_text
 
     config = parse_web_config(read_text(path), path, os.path.dirname(os.path.abspath(path)))
     tls = ssl_context(config.tls, path) if config.tls is not None else None

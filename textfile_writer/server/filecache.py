@@ -16,7 +16,7 @@ import threading
 import zlib
 from dataclasses import dataclass
 
-from .errors import TextfileUnavailable
+from ..errors import TextfileUnavailable
 from .landing import TextfileSummary, parse_textfile
 
 MAX_TEXTFILE_BYTES = 16 * 1024 * 1024

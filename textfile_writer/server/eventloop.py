@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .defaults import split_listen_address
-from .errors import AgentExporterError, ServeError
+from ..defaults import split_listen_address
+from ..errors import AgentExporterError, ServeError
 from .http11 import HttpError, Limits, Request, Response, http_date, parse_request, serialize, text_response
 from .routes import App
 from .webconfig import WebRuntime

@@ -30,13 +30,14 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from . import configfile, systemd, units
-from .defaults import CONFIG_CACHE_FILE, STATE_FILE, lock_name, temp_prefix, user_state_home
-from .defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
-from .defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
-from .errors import AgentExporterError
-from .proc import Runner, run
-from .textfile import RunLock, atomic_write
+from .. import configfile, systemd
+from ..defaults import CONFIG_CACHE_FILE, STATE_FILE, lock_name, temp_prefix, user_state_home
+from ..defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
+from ..defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
+from ..errors import AgentExporterError
+from ..proc import Runner, run
+from ..textfile import RunLock, atomic_write
+from . import units
 
 SYSTEM_UNIT_DIR = "/etc/systemd/system"
 MANIFEST = "agent-exporter.install.json"

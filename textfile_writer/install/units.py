@@ -18,15 +18,15 @@ from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import NamedTuple
 
-from . import __version__
+from .. import __version__
 
 # Defined once, in defaults.py; re-exported here under the names install.py and the tests use.
-from .defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, MAX_INTERVAL_SECONDS, TEXTFILE_NAME
-from .defaults import SERVER_SERVICE as SERVER_SERVICE
-from .defaults import SERVER_SOCKET as SERVER_SOCKET
-from .defaults import WRITER_SERVICE as WRITER_SERVICE
-from .defaults import WRITER_TIMER as WRITER_TIMER
-from .errors import AgentExporterError
+from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, MAX_INTERVAL_SECONDS, TEXTFILE_NAME
+from ..defaults import SERVER_SERVICE as SERVER_SERVICE
+from ..defaults import SERVER_SOCKET as SERVER_SOCKET
+from ..defaults import WRITER_SERVICE as WRITER_SERVICE
+from ..defaults import WRITER_TIMER as WRITER_TIMER
+from ..errors import AgentExporterError
 
 UNIT_NAMES = (WRITER_SERVICE, WRITER_TIMER, SERVER_SERVICE, SERVER_SOCKET)
 ENABLED = (WRITER_TIMER, SERVER_SOCKET)

@@ -12,8 +12,8 @@ import json
 import time
 from collections.abc import Callable, Mapping
 
-from . import __version__
-from .errors import TextfileUnavailable
+from .. import __version__
+from ..errors import TextfileUnavailable
 from .filecache import Snapshot, TextfileCache
 from .http11 import Request, Response, accepts_gzip, text_response
 from .landing import CONTENT_SECURITY_POLICY, format_duration, render_page

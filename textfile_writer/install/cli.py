@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from .console import error
-from .defaults import LISTEN_ADDRESS as DEFAULT_LISTEN_ADDRESS
-from .defaults import default_scope
-from .errors import AgentExporterError
-from .install import build_request, default_unit_dir
-from .install import dry_run as print_dry_run
-from .install import install as do_install
-from .install import uninstall as do_uninstall
+from ..console import error
+from ..defaults import LISTEN_ADDRESS as DEFAULT_LISTEN_ADDRESS
+from ..defaults import default_scope
+from ..errors import AgentExporterError
+from .installer import build_request, default_unit_dir
+from .installer import dry_run as print_dry_run
+from .installer import install as do_install
+from .installer import uninstall as do_uninstall
 from .units import MAX_INTERVAL, MIN_INTERVAL
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -12,13 +12,13 @@ import signal
 
 import click
 
-from .configfile import load_config
-from .console import say, warn
-from .defaults import LISTEN_ADDRESS, default_scope
-from .errors import AgentExporterError
+from ..configfile import load_config
+from ..console import say, warn
+from ..defaults import LISTEN_ADDRESS, default_scope
+from ..errors import AgentExporterError
+from .eventloop import Server, ServerOptions, activated_sockets, bind, describe
 from .filecache import TextfileCache
 from .routes import App
-from .server import Server, ServerOptions, activated_sockets, bind, describe
 from .webconfig import load_web
 
 

@@ -1,0 +1,1 @@
+"""`agent-exporter install` and `uninstall`: the systemd units, their users and directories."""
