@@ -48,10 +48,26 @@ def test_query_asks_three_times_with_names_after_double_dash() -> None:
     assert [u for u, _ in found] == sorted(u for u in units if u != "agent-absent.service")
 
 
+def shown(replay: Replay) -> tuple[str, ...]:
+    """The unit names query() passed to its `show` call (the replay answers show whatever is asked)."""
+    (show_call,) = [c for c in replay.calls if c[3] == "show"]
+    return show_call[show_call.index("--") + 1:]
+
+
 def test_stopped_unit_is_found_through_its_file_only() -> None:
-    loaded = systemd.parse_first_column(text("list_units.txt"))
-    installed = systemd.parse_first_column(text("list_unit_files.txt"))
-    assert "agent-stopped.service" in installed and "agent-stopped.service" not in loaded
+    # a stopped unit nothing refers to is not loaded: the captured list-units does not show it
+    assert "agent-stopped.service" not in text("list_units.txt")
+    replay = fleet_replay()
+    _, found = systemd.query("user", ["agent-absent.service"], ["agent-*.service"], replay, 5)
+    assert "agent-stopped.service" in shown(replay)
+    assert dict(found)["agent-stopped.service"]["ActiveState"] == "inactive"
+    # the same list-units with list-unit-files finding nothing (as captured): it is never asked about
+    nomatch = Completed((), int(text("list_unit_files_nomatch.rc")), text("list_unit_files_nomatch.txt"), "")
+    replay = Replay({"list-units": ok(text("list_units.txt")), "list-unit-files": nomatch,
+                     "show": ok(text("show_query.txt"))})
+    systemd.query("user", ["agent-absent.service"], ["agent-*.service"], replay, 5)
+    assert "agent-stopped.service" not in shown(replay)
+    assert "agent-running.service" in shown(replay)  # loaded units are still found through list-units
 
 
 def test_quoted_names_are_unquoted() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,15 +50,54 @@ def test_missing_directory_is_a_write_error(tmp_path: Path) -> None:
         atomic_write(str(tmp_path / "nope"), "agents.prom", b"x")
 
 
-def test_temporary_name_is_never_a_prom_file(tmp_path: Path) -> None:
-    # leave one behind as a killed run would, then check the next run removes it
-    stale = tmp_path / ".agents.prom.12345.tmp"
-    stale.write_text("half")
-    other = tmp_path / "other.prom"
-    other.write_text("keep")
-    assert not stale.name.endswith(".prom")
+# A run killed mid-write: the kernel stops the child at its file size limit (SIGXFSZ, which Python
+# ignores by default, put back to its default action), after atomic_write created its temporary file
+# and wrote part of the data, before the rename.
+KILLED_MID_WRITE = (
+    "import resource, signal, sys\n"
+    "from textfile_writer.textfile import atomic_write\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+    "atomic_write(sys.argv[1], 'agents.prom', b'x' * 65536)\n"
+)
+
+
+def killed_mid_write(directory: Path) -> str:
+    """Run atomic_write in a child that is killed mid-write; the name of the file it left behind."""
+    before = set(os.listdir(directory))
+    child = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(directory)], check=False,
+                           capture_output=True, text=True, timeout=30)
+    assert child.returncode == -signal.SIGXFSZ, child.stderr
+    left = set(os.listdir(directory)) - before
+    assert len(left) == 1, f"expected one file left in {directory}, found {sorted(left)}"
+    return left.pop()
+
+
+def test_temporary_file_is_hidden_not_prom_and_beside_the_target(tmp_path: Path) -> None:
+    (tmp_path / "agents.prom").write_bytes(b"agent_up 1\n")
+    left = killed_mid_write(tmp_path)
+    # node_exporter reads every *.prom in the directory, hidden or not: the half-written file must be neither
+    assert left.startswith(".") and not left.endswith(".prom")
+    assert (tmp_path / left).read_bytes() == b"x" * 4096  # the data being written, cut off by the kill
+    assert (tmp_path / "agents.prom").read_bytes() == b"agent_up 1\n"
+
+
+def test_stale_temporary_files_are_ours_only(tmp_path: Path) -> None:
+    # two killed runs (two pids) leave their temporary files beside files that are not ours
+    ours = {killed_mid_write(tmp_path), killed_mid_write(tmp_path)}
+    assert len(ours) == 2
+    neighbours = {
+        "agents.prom": "agent_up 1\n",
+        ".agents.prom.lock": "",  # the run lock: same prefix, not a temporary file
+        "other.prom": "keep",
+        ".other.prom.12345.tmp": "another textfile's temporary file",
+        "agents.prom.12345.tmp": "not hidden: not a name we make",
+    }
+    for name, content in neighbours.items():
+        (tmp_path / name).write_text(content)
     remove_stale_temps(str(tmp_path), "agents.prom")
-    assert sorted(os.listdir(tmp_path)) == ["other.prom"]
+    assert sorted(os.listdir(tmp_path)) == sorted(neighbours)
+    assert {name: (tmp_path / name).read_text() for name in neighbours} == neighbours
 
 
 def test_second_holder_waits_then_gives_up(tmp_path: Path) -> None:
