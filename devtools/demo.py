@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from textfile_writer.install.installer import MANIFEST
+from textfile_writer.install.manifest import MANIFEST
 
 from .fleet import DEMO_FLEET, config_yaml, install_fleet
 from .sandbox import HostUserManager, Manager, ManagerError, SandboxManager, host_manager_available, sandbox_supported

@@ -1,7 +1,4 @@
-"""The typed errors the three programs raise; only console.run turns one into an exit code.
-
-(The installer's InstallError and UnitError are still defined beside it, in install.py and units.py.)
-"""
+"""Every typed error the three programs raise; only console.run turns one into an exit code."""
 
 from __future__ import annotations
 
@@ -48,7 +45,8 @@ class HostError(AgentExporterError):
 
 
 class WriteError(AgentExporterError):
-    """The textfile or the state could not be written; the previous file is intact."""
+    """The textfile or the state could not be written. When the textfile could not, the previous
+    one is intact; when only the state could not, the message says the textfile was written."""
 
 
 class LockError(AgentExporterError):
@@ -75,3 +73,18 @@ class ServeError(AgentExporterError):
 class TextfileUnavailable(AgentExporterError):
     """The served textfile is missing, unreadable or too large; the reason is one line."""
 
+
+# --- the installer --------------------------------------------------------------------------------
+
+class InstallError(AgentExporterError):
+    """Install or uninstall cannot go on: systemd unreachable, no permission, a directory in the way."""
+
+
+class UnitError(AgentExporterError):
+    """A value cannot be put into a unit file (a relative or unusual path, a bad address); names
+    the option or directive it came from."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(f"{what}: {message}")

@@ -26,6 +26,11 @@ class Completed(NamedTuple):
     stdout: str
     stderr: str
 
+    def reason(self) -> str:
+        """Why it failed, in one line: the first line of stderr, or the exit status."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        return lines[0] if lines else f"exit status {self.returncode}"
+
 
 Runner = Callable[[Sequence[str], float], Completed]
 """(argv, timeout seconds) -> Completed. Tests and callers may pass their own."""

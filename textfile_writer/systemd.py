@@ -35,9 +35,7 @@ def systemctl(scope: str, *args: str) -> list[str]:
 
 def _checked(done: Completed, what: str) -> str:
     if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        reason = lines[0] if lines else f"exit status {done.returncode}"
-        raise SystemdError(f"systemctl {what} failed: {reason}")
+        raise SystemdError(f"systemctl {what} failed: {done.reason()}")
     return done.stdout
 
 

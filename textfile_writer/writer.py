@@ -31,7 +31,9 @@ def load_previous(settings: Settings, proc_root: str = "/proc") -> tuple[state.S
 
 def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = None,
           clock: Clock | None = None, proc_root: str = "/proc", note: Log = _ignore) -> Result:
-    """Collect and replace the textfile; raises a typed error with the file untouched on failure."""
+    """Collect and replace the textfile. A failure before the rename raises a typed error with the
+    previous file untouched; a state file that cannot be kept afterwards raises one that says the
+    textfile was written."""
     config = settings.config
     directory = config.textfile_dir
     if not os.path.isdir(directory):

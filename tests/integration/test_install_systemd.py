@@ -41,7 +41,7 @@ from procs import IN_CI, Processes, free_port, http_get, wait_until
 
 from devtools.stack import NODE_EXPORTER
 from textfile_writer.install import units
-from textfile_writer.install.installer import MANIFEST
+from textfile_writer.install.manifest import MANIFEST
 
 pytestmark = pytest.mark.integration
 

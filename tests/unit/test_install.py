@@ -19,21 +19,19 @@ from pathlib import Path
 import pytest
 
 import textfile_writer
+from textfile_writer.errors import InstallError
 from textfile_writer.install import units
-from textfile_writer.install.installer import (
-    MANIFEST,
-    Installer,
-    InstallError,
-    Manifest,
+from textfile_writer.install.installer import Installer, install
+from textfile_writer.install.manifest import MANIFEST, Manifest
+from textfile_writer.install.request import (
     Request,
     build_request,
-    install,
     interpreter_of,
     needed_paths,
     own_command,
     service_user_problem,
-    uninstall,
 )
+from textfile_writer.install.uninstaller import uninstall
 from textfile_writer.proc import Completed
 
 GID = 4321

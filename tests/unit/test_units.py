@@ -17,9 +17,10 @@ import pytest
 from procs import need
 
 from textfile_writer import systemd
+from textfile_writer.errors import UnitError
 from textfile_writer.install import units
-from textfile_writer.install.installer import own_command
-from textfile_writer.install.units import UnitError, UnitParams, render, sandbox_for
+from textfile_writer.install.request import own_command
+from textfile_writer.install.units import UnitParams, render, sandbox_for
 from textfile_writer.proc import Completed
 
 EXE = "/opt/agent-exporter/bin/agent-exporter"

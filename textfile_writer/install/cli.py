@@ -1,40 +1,39 @@
-"""`agent-exporter install` and `uninstall`: click wiring only; the work is in install.py."""
+"""`agent-exporter install` and `uninstall`: click wiring only. The work is in installer.py and
+uninstaller.py; their errors pass through to the console (console.run), which makes the exit code."""
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import click
 
-from ..console import error
-from ..defaults import LISTEN_ADDRESS as DEFAULT_LISTEN_ADDRESS
-from ..defaults import default_scope
-from ..errors import AgentExporterError
-from .installer import build_request, default_unit_dir
+from ..defaults import (
+    INTERVAL_SECONDS,
+    LISTEN_ADDRESS,
+    MAX_INTERVAL_SECONDS,
+    TEXTFILE_DIR,
+    TEXTFILE_NAME,
+    default_scope,
+)
 from .installer import dry_run as print_dry_run
 from .installer import install as do_install
-from .installer import uninstall as do_uninstall
-from .units import MAX_INTERVAL, MIN_INTERVAL
+from .request import SYSTEM_UNIT_DIR, build_request, default_unit_dir
+from .uninstaller import uninstall as do_uninstall
+from .units import MIN_INTERVAL
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _scope_options(func: Any) -> Any:
     func = click.option("--unit-dir", metavar="DIR",
-                        help="where the unit files go (default: /etc/systemd/system, or "
+                        help=f"where the unit files go (default: {SYSTEM_UNIT_DIR}, or "
                              "$XDG_CONFIG_HOME/systemd/user)")(func)
     func = click.option("--system", "scope", flag_value="system",
                         help="system units in /etc/systemd/system; the writer runs as the system user agent-exporter, "
                              "which install creates (default for root)")(func)
     return click.option("--user", "scope", flag_value="user",
                         help="units for your own user manager (systemctl --user; default for other users)")(func)
-
-
-def _fail(exc: AgentExporterError) -> None:
-    error(str(exc))
-    sys.exit(exc.exit_code)
 
 
 @click.command(context_settings=_SETTINGS)
@@ -46,13 +45,14 @@ def _fail(exc: AgentExporterError) -> None:
                    "interval_seconds are the defaults below)")
 @click.option("--textfile-dir", metavar="DIR", envvar="AGENT_EXPORTER_TEXTFILE_DIR", show_envvar=True,
               help="node_exporter's textfile directory (default: the config's, else "
-                   "/var/lib/prometheus/node-exporter); created when missing")
+                   f"{TEXTFILE_DIR}); created when missing")
 @click.option("--textfile-name", metavar="NAME", envvar="AGENT_EXPORTER_TEXTFILE_NAME", show_envvar=True,
-              help="the file's name, ending in .prom (default: the config's, else agents.prom)")
-@click.option("--interval", type=click.FloatRange(MIN_INTERVAL, MAX_INTERVAL), metavar="SECONDS",
+              help=f"the file's name, ending in .prom (default: the config's, else {TEXTFILE_NAME})")
+@click.option("--interval", type=click.FloatRange(MIN_INTERVAL, MAX_INTERVAL_SECONDS), metavar="SECONDS",
               envvar="AGENT_EXPORTER_INTERVAL", show_envvar=True,
-              help="how often the timer runs the writer (default: the config's interval_seconds, else 10)")
-@click.option("--web.listen-address", "listen_address", metavar="HOST:PORT", default=DEFAULT_LISTEN_ADDRESS,
+              help="how often the timer runs the writer (default: the config's interval_seconds, else "
+                   f"{INTERVAL_SECONDS:g})")
+@click.option("--web.listen-address", "listen_address", metavar="HOST:PORT", default=LISTEN_ADDRESS,
               show_default=True, envvar="AGENT_EXPORTER_WEB_LISTEN_ADDRESS", show_envvar=True,
               help="the server's socket (systemd owns it; an IP address, [::1]:PORT for IPv6)")
 @click.option("--web.config.file", "web_config", metavar="FILE", envvar="AGENT_EXPORTER_WEB_CONFIG_FILE",
@@ -69,16 +69,13 @@ def install(scope: str | None, unit_dir: str | None, now: bool, dry_run: bool, c
     Running it again changes only what differs. `uninstall` removes exactly what it did.
     """
     scope = scope or default_scope()
-    try:
-        req = build_request(scope, os.environ, config=config, textfile_dir=textfile_dir,
-                            textfile_name=textfile_name, interval=interval, listen_address=listen_address,
-                            web_config=web_config, unit_dir=unit_dir, say=click.echo)
-        if dry_run:
-            print_dry_run(req, say=click.echo)
-            return
-        do_install(req, now, say=click.echo)
-    except AgentExporterError as exc:
-        _fail(exc)
+    req = build_request(scope, os.environ, config=config, textfile_dir=textfile_dir, textfile_name=textfile_name,
+                        interval=interval, listen_address=listen_address, web_config=web_config,
+                        unit_dir=unit_dir, say=click.echo)
+    if dry_run:
+        print_dry_run(req, say=click.echo)
+        return
+    do_install(req, now, say=click.echo)
 
 
 @click.command(context_settings=_SETTINGS)
@@ -87,7 +84,4 @@ def uninstall(scope: str | None, unit_dir: str | None) -> None:
     """Stop and remove what `install` did: units, timer, socket, the writer's files and state, and
     the group and directory changes it recorded."""
     scope = scope or default_scope()
-    try:
-        do_uninstall(scope, unit_dir or default_unit_dir(scope, os.environ), say=click.echo)
-    except AgentExporterError as exc:
-        _fail(exc)
+    do_uninstall(scope, unit_dir or default_unit_dir(scope, os.environ), say=click.echo)

@@ -26,7 +26,7 @@ from ..defaults import SERVER_SERVICE as SERVER_SERVICE
 from ..defaults import SERVER_SOCKET as SERVER_SOCKET
 from ..defaults import WRITER_SERVICE as WRITER_SERVICE
 from ..defaults import WRITER_TIMER as WRITER_TIMER
-from ..errors import AgentExporterError
+from ..errors import UnitError
 
 UNIT_NAMES = (WRITER_SERVICE, WRITER_TIMER, SERVER_SERVICE, SERVER_SOCKET)
 ENABLED = (WRITER_TIMER, SERVER_SOCKET)
@@ -35,9 +35,7 @@ ENABLED = (WRITER_TIMER, SERVER_SOCKET)
 DEFAULT_GROUP = "agent-exporter"
 DEFAULT_USER = "agent-exporter"
 """System scope: the writer's static system user (`install` creates it, its primary group DEFAULT_GROUP)."""
-DEFAULT_LISTEN_ADDRESS = LISTEN_ADDRESS
-DEFAULT_INTERVAL = INTERVAL_SECONDS
-MIN_INTERVAL, MAX_INTERVAL = 1.0, MAX_INTERVAL_SECONDS
+MIN_INTERVAL = 1.0  # the timer's AccuracySec= is 1 s: a shorter period would not be kept
 
 # What a sandbox directive hides from the service, and so what install must not let it hide.
 HOME_DIRS = ("/home", "/root", "/run/user")  # ProtectHome=yes makes these inaccessible
@@ -51,23 +49,13 @@ _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 _ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
 
 
-class UnitError(AgentExporterError):
-    """A value cannot be put into a unit file (a relative or unusual path, a bad address)."""
-
-    exit_code = 2
-
-    def __init__(self, what: str, message: str) -> None:
-        self.what = what
-        super().__init__(f"{what}: {message}")
-
-
 class UnitParams(NamedTuple):
     scope: str  # "user" | "system"
     command: tuple[str, ...]  # how to run agent-exporter: (script,) or (python, "-m", "textfile_writer")
     textfile_dir: str
     textfile_name: str = TEXTFILE_NAME
-    interval_seconds: float = DEFAULT_INTERVAL
-    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    interval_seconds: float = INTERVAL_SECONDS
+    listen_address: str = LISTEN_ADDRESS
     config: str | None = None
     web_config: str | None = None
     group: str = DEFAULT_GROUP  # system scope: the group that may write textfile_dir
@@ -175,8 +163,8 @@ def serve_command(p: UnitParams) -> list[str]:
 def validate(p: UnitParams) -> UnitParams:
     if p.scope not in ("user", "system"):
         raise UnitError("--scope", f"must be 'user' or 'system', got {p.scope!r}")
-    if not MIN_INTERVAL <= p.interval_seconds <= MAX_INTERVAL:
-        raise UnitError("--interval", f"must be from {MIN_INTERVAL:g} to {MAX_INTERVAL:g} seconds, "
+    if not MIN_INTERVAL <= p.interval_seconds <= MAX_INTERVAL_SECONDS:
+        raise UnitError("--interval", f"must be from {MIN_INTERVAL:g} to {MAX_INTERVAL_SECONDS:g} seconds, "
                         f"got {p.interval_seconds:g}")
     if "/" in p.textfile_name or not p.textfile_name.endswith(".prom") or not _SAFE_PATH.match(p.textfile_name):
         raise UnitError("--textfile-name", f"must be a plain file name ending in .prom, got {p.textfile_name!r}")
