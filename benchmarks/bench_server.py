@@ -25,14 +25,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.results import replace_section
+from devtools.stack import NODE_EXPORTER, NodeExporter, Processes, free_port, http_get, wait_answering
+from devtools.textfiles import fleet, render, serve_argv, write_textfile
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from server_fixtures import fleet, render, serve_argv, write_textfile  # noqa: E402
-
-from benchmarks.results import replace_section  # noqa: E402
-from devtools.stack import NODE_EXPORTER, NodeExporter, Processes, free_port, http_get, wait_answering  # noqa: E402
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
@@ -88,7 +85,7 @@ def main() -> int:
         raise SystemExit("wrk or node_exporter is missing: apt-get install wrk prometheus-node-exporter")
 
     command = " ".join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT))
-                        else sys.executable, "benchmarks/bench_server.py", *sys.argv[1:]])
+                        else sys.executable, "-m", "benchmarks.bench_server", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         textdir = Path(tmp) / "textfile"
         textdir.mkdir()

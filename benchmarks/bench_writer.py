@@ -29,12 +29,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.results import replace_section
+from devtools.sandbox import HostUserManager, Manager, SandboxManager, host_manager_available
+from textfile_writer.systemd import SHOW_PROPERTIES
 
-from benchmarks.results import replace_section  # noqa: E402
-from devtools.sandbox import HostUserManager, Manager, SandboxManager, host_manager_available  # noqa: E402
-from textfile_writer.systemd import SHOW_PROPERTIES  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -171,7 +170,7 @@ def main() -> int:
 def write_results(path: Path, text: str) -> None:
     machine = f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}"
     replace_section(path, "writer-bench", f"## Writer: whole-process cost per run\n\nCommand: `make bench` "
-                    f"(`python benchmarks/bench_writer.py --output benchmarks/RESULTS.md`). Machine: {machine}.\n\n"
+                    f"(`python -m benchmarks.bench_writer --output benchmarks/RESULTS.md`). Machine: {machine}.\n\n"
                     f"{text}")
 
 

@@ -20,9 +20,10 @@ from deploy_fixtures import (
     alert_rules,
 )
 from procs import Processes, free_port, need, wait_until
-from server_fixtures import fleet, render, start_server, write_textfile
+from server_fixtures import start_server
 
 from devtools.stack import PROMETHEUS_BIN, PROMETHEUS_DIR, PrometheusServer, load_yaml, shortened_rules
+from devtools.textfiles import fleet, render, write_textfile
 
 pytestmark = pytest.mark.integration
 

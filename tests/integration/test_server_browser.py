@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from procs import Processes
-from server_fixtures import Agent, fleet, need, render, start_server, write_textfile
+from server_fixtures import need, start_server
 
-from textfile_writer.server.landing import parse_textfile
+from devtools.textfiles import Agent, fleet, render, write_textfile
+from textfile_writer.server.textparse import parse_textfile
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 from procs import Processes, free_port, http_get, wait_until
-from server_fixtures import bcrypt_hash, fleet, need, render, serve_argv, start_server, write_textfile
+from server_fixtures import bcrypt_hash, need, start_server
+
+from devtools.textfiles import fleet, render, serve_argv, write_textfile
 
 pytestmark = pytest.mark.integration
 

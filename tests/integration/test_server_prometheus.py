@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from procs import Processes, free_port, http_get, wait_until
-from server_fixtures import bcrypt_hash, fleet, make_certs, need, render, start_server, write_textfile
+from server_fixtures import bcrypt_hash, make_certs, need, start_server
+
+from devtools.textfiles import fleet, render, write_textfile
 
 pytestmark = pytest.mark.integration
 

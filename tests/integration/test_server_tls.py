@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from procs import Processes
-from server_fixtures import Certs, bcrypt_hash, fleet, make_certs, need, render, start_server, write_textfile
+from server_fixtures import Certs, bcrypt_hash, make_certs, need, start_server
+
+from devtools.textfiles import fleet, render, write_textfile
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fixtures import CGROUP_ROOT, cgroup_file, fleet_blocks, usage_usec
+from captured import CGROUP_ROOT, cgroup_file, fleet_blocks, usage_usec
 
 from textfile_writer.cgroups import Cgroupfs, rss_bytes
 

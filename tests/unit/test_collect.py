@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures import CGROUP_ROOT, fleet_blocks, fleet_replay, usage_usec
+from captured import CGROUP_ROOT, fleet_blocks, fleet_replay, usage_usec
 
 from textfile_writer import state
 from textfile_writer.cgroups import Cgroupfs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fixtures import Replay, fleet_replay, fleet_units, ok, text
+from captured import Replay, fleet_replay, fleet_units, ok, text
 
 from textfile_writer import systemd
 from textfile_writer.errors import SystemdError

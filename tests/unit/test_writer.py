@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fixtures import CGROUP_ROOT, Replay, fleet_blocks, fleet_replay, ok, text
+from captured import CGROUP_ROOT, Replay, fleet_blocks, fleet_replay, ok, text
 
 from textfile_writer import state, writer
 from textfile_writer.cgroups import Cgroupfs

@@ -248,7 +248,7 @@ class Server:
             sock.close()
             return
         deadline = time.monotonic() + self._options.read_timeout
-        tls = self._app.web.tls
+        tls = self._app.tls
         if tls is not None:
             try:
                 sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
@@ -388,7 +388,7 @@ class Server:
         if now != self._date_second:
             self._date_second, self._date = now, http_date(now)
         data = serialize(resp, req is not None and req.method == "HEAD", keep,
-                         req.version if req is not None else "HTTP/1.1", self._date, self._app.web.headers)
+                         req.version if req is not None else "HTTP/1.1", self._date, self._app.headers)
         if self._access_log is not None:
             what = f"{req.method} {req.target} {req.version}" if req is not None else "(bad request)"
             self._access_log(f"{what} -> {resp.status} {len(resp.body)} bytes")
@@ -492,7 +492,7 @@ class Server:
         if self._reload_web is None:
             return
         try:
-            self._app.web = self._reload_web()
+            self._app.use_web(self._reload_web())
         except AgentExporterError as exc:
             self._log(f"web configuration not reloaded, keeping the previous one: {exc}")
             return

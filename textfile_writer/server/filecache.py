@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import TextfileUnavailable
-from .landing import TextfileSummary, parse_textfile
+from .textparse import TextfileSummary, parse_textfile
 
 MAX_TEXTFILE_BYTES = 16 * 1024 * 1024
 AGE_FAMILY = "agent_exporter_textfile_age_seconds"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import TextfileUnavailable
@@ -18,6 +19,9 @@ from .filecache import Snapshot, TextfileCache
 from .http11 import Request, Response, accepts_gzip, text_response
 from .landing import CONTENT_SECURITY_POLICY, format_duration, render_page
 from .webconfig import WebRuntime
+
+if TYPE_CHECKING:
+    import ssl
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STALE_FACTOR = 3
@@ -33,13 +37,27 @@ class App:
         self.cache = cache
         self.interval_seconds = interval_seconds
         self.stale_after = STALE_FACTOR * interval_seconds
-        self.web = web  # replaced whole on reload; read once per request
+        self._web = web  # replaced whole by use_web; read once per request
         self.clock = clock
+
+    def use_web(self, web: WebRuntime) -> None:
+        """Apply a reloaded web configuration to the requests and connections that follow."""
+        self._web = web
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """The context new connections are wrapped in (None: plain HTTP)."""
+        return self._web.tls
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The configured headers, added to every response."""
+        return self._web.headers
 
     def _authorized(self, req: Request, verify: bool) -> bool | None:
         """True: let the request through; False: 401; None: only a bcrypt check can tell, and
         `verify` was False (the loop must not run one)."""
-        auth = self.web.auth
+        auth = self._web.auth
         if auth is None:
             return True
         header = req.header("authorization")

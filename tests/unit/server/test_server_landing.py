@@ -1,4 +1,4 @@
-"""The landing page: the textfile read back into rows, rendered as escaped HTML."""
+"""The landing page: the rows read back from the textfile, rendered as escaped HTML."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import base64
 import hashlib
 from html.parser import HTMLParser
 
-from server_fixtures import Agent, fleet, render
-
+from devtools.textfiles import Agent, fleet, render
 from textfile_writer.server.landing import (
     CSS,
     CSS_HASH,
@@ -15,9 +14,9 @@ from textfile_writer.server.landing import (
     format_duration,
     format_memory,
     format_percent,
-    parse_textfile,
     render_page,
 )
+from textfile_writer.server.textparse import parse_textfile
 
 
 class Table(HTMLParser):
@@ -50,36 +49,6 @@ def page_rows(page: bytes) -> tuple[list[list[str]], list[str]]:
     t = Table()
     t.feed(page.decode())
     return [r for r in t.rows if r], t.tags
-
-
-def test_parse_reads_every_agent_of_the_file() -> None:
-    summary = parse_textfile(render(fleet(), timestamp=1700000000.5))
-    assert len(summary.agents) == 16
-    by_name = {a.name: a for a in summary.agents}
-    gw = by_name["agent-gateway"]
-    assert (gw.type, gw.state, gw.up, gw.cpu_percent, gw.memory_kb, gw.uptime_seconds, gw.restarts) == \
-        ("support", "active", True, 12.3, 1536000.0, 90061.0, 1)
-    browser = by_name["agent-browser_dev"]
-    assert (browser.state, browser.up, browser.restarts) == ("failed", False, 7)
-    assert by_name["agent-backup"].cpu_percent is None  # absent in the file, not made up
-    assert summary.last_success == 1700000000.5
-    assert summary.scalars["agents_total"] == 16
-    assert summary.scalars["agents_running_total"] == 14
-
-
-def test_parse_unescapes_label_values_and_survives_junk() -> None:
-    text = (b'# HELP agent_up x\n# TYPE agent_up gauge\n'
-            b'agent_up{agent="we\\"ird\\\\na\\nme",type="primary"} 1\n'
-            b'agent_up{agent="broken} 1\n'
-            b'agent_up{type="no-agent"} 1\n'
-            b'agent_cpu_percent{agent="we\\"ird\\\\na\\nme",type="primary"} NaN\n'
-            b'agent_restart_count{agent="x", type="support"} +Inf\n'
-            b'not a sample at all\n\xff\xfe\n')
-    summary = parse_textfile(text)
-    names = [a.name for a in summary.agents]
-    assert names == ['we"ird\\na\nme', "x"]
-    assert summary.agents[0].shown_state == "up"
-    assert summary.agents[1].shown_state == "unknown"
 
 
 def test_page_rows_match_the_file() -> None:

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from server_fixtures import bcrypt_hash, fleet, render, write_textfile
+from server_fixtures import bcrypt_hash
 
+from devtools.textfiles import fleet, render, write_textfile
 from textfile_writer.server.filecache import TextfileCache
 from textfile_writer.server.http11 import Limits, Request, Response, parse_request
 from textfile_writer.server.routes import App

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 from procs import Processes, free_port, http_get, wait_until
-from server_fixtures import fleet, render, serve_argv, write_textfile
+
+from devtools.textfiles import fleet, render, serve_argv, write_textfile
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,8 +9,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from server_fixtures import fleet, render, write_textfile
 
+from devtools.textfiles import fleet, render, write_textfile
 from textfile_writer.errors import TextfileUnavailable
 from textfile_writer.server.filecache import AGE_FAMILY, TextfileCache, build_snapshot
 

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from server_fixtures import bcrypt_hash, fleet, render, write_textfile
+from server_fixtures import bcrypt_hash
 
+from devtools.textfiles import fleet, render, write_textfile
 from textfile_writer.errors import AgentExporterError, ServeError
 from textfile_writer.server.eventloop import (
     Server,

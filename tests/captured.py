@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textfile_writer.proc import Completed
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SYSTEMCTL = FIXTURES / "systemctl"
 CGROUP_ROOT = FIXTURES / "cgroup"
 
