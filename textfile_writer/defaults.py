@@ -77,5 +77,5 @@ def split_listen_address(address: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise ValueError("put an IPv6 address in brackets, e.g. [::1]:9200")
+        raise ValueError("write an IPv6 address in brackets, e.g. [::1]:9200")
     return host, int(port_text)

@@ -13,7 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from .config import Config
-from .defaults import SCOPES, default_scope, default_state_dir, textfile_name_problem
+from .defaults import (
+    SCOPES,
+    STATE_DIRECTORY,
+    SYSTEM_STATE_DIR,
+    TEXTFILE_DIR,
+    TEXTFILE_NAME,
+    default_scope,
+    default_state_dir,
+    textfile_name_problem,
+)
 from .errors import ConfigError
 
 DEFAULT_TIMEOUT = 5.0
@@ -37,13 +46,12 @@ COMMON = (
            "which systemd manager to ask (default: the config's; else system for root, user "
            "for anybody else)"),
     Option("--textfile-dir", "textfile_dir", "DIR",
-           "directory node_exporter's textfile collector reads (default: the config's, else "
-           "/var/lib/prometheus/node-exporter)"),
+           f"directory node_exporter's textfile collector reads (default: the config's, else {TEXTFILE_DIR})"),
     Option("--textfile-name", "textfile_name", "NAME",
-           "file name in that directory, ending in .prom (default: agents.prom)"),
+           f"file name in that directory, ending in .prom (default: {TEXTFILE_NAME})"),
     Option("--state-dir", "state_dir", "DIR",
-           "where the previous CPU counters are kept (default: $STATE_DIRECTORY, else "
-           "/var/lib/agent-exporter for root, else $XDG_STATE_HOME/agent-exporter)"),
+           f"where the previous CPU counters are kept (default: $STATE_DIRECTORY, else {SYSTEM_STATE_DIR} "
+           f"for root, else $XDG_STATE_HOME/{STATE_DIRECTORY})"),
     Option("--timeout", "timeout", "SECONDS",
            f"how long one systemctl call (and waiting for the lock) may take (default: "
            f"{DEFAULT_TIMEOUT:g})"),

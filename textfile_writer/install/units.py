@@ -21,7 +21,14 @@ from typing import NamedTuple
 from .. import __version__
 
 # Defined once, in defaults.py; re-exported here under the names install.py and the tests use.
-from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, MAX_INTERVAL_SECONDS, TEXTFILE_NAME
+from ..defaults import (
+    INTERVAL_SECONDS,
+    LISTEN_ADDRESS,
+    MAX_INTERVAL_SECONDS,
+    TEXTFILE_NAME,
+    split_listen_address,
+    textfile_name_problem,
+)
 from ..defaults import SERVER_SERVICE as SERVER_SERVICE
 from ..defaults import SERVER_SOCKET as SERVER_SOCKET
 from ..defaults import WRITER_SERVICE as WRITER_SERVICE
@@ -116,17 +123,17 @@ def check_path(label: str, path: str) -> str:
 
 def check_listen_address(address: str) -> str:
     """HOST:PORT with an IP literal host ([::1]:9200 for IPv6): what ListenStream= binds."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UnitError("--web.listen-address", f"expected HOST:PORT with a port from 1 to 65535, got {address!r}")
-    bracketed = host.startswith("[") and host.endswith("]")
     try:
-        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+        host, port = split_listen_address(address)
+    except ValueError as exc:
+        raise UnitError("--web.listen-address", f"{exc}, got {address!r}") from None
+    if port == 0:
+        raise UnitError("--web.listen-address", f"the port must be from 1 to 65535, got {address!r}")
+    try:
+        ipaddress.ip_address(host)
     except ValueError:
         raise UnitError("--web.listen-address", f"the host must be an IP address (systemd does not resolve "
                         f"names for ListenStream=), got {host!r}") from None
-    if ip.version == 6 and not bracketed:
-        raise UnitError("--web.listen-address", f"write an IPv6 address in brackets: [{host}]:{port}")
     return address
 
 
@@ -166,8 +173,11 @@ def validate(p: UnitParams) -> UnitParams:
     if not MIN_INTERVAL <= p.interval_seconds <= MAX_INTERVAL_SECONDS:
         raise UnitError("--interval", f"must be from {MIN_INTERVAL:g} to {MAX_INTERVAL_SECONDS:g} seconds, "
                         f"got {p.interval_seconds:g}")
-    if "/" in p.textfile_name or not p.textfile_name.endswith(".prom") or not _SAFE_PATH.match(p.textfile_name):
-        raise UnitError("--textfile-name", f"must be a plain file name ending in .prom, got {p.textfile_name!r}")
+    problem = textfile_name_problem(p.textfile_name)
+    if problem is None and not _SAFE_PATH.match(p.textfile_name):
+        problem = f"has characters that unit files would have to quote, got {p.textfile_name!r}"
+    if problem:
+        raise UnitError("--textfile-name", problem)
     if p.protect_home not in ("yes", "read-only"):
         raise UnitError("ProtectHome", f"must be yes or read-only, got {p.protect_home!r}")
     if not _ACCOUNT_NAME.match(p.group):

@@ -165,7 +165,7 @@ def test_sandbox_for_tmp() -> None:
     ({"listen_address": "127.0.0.1:70000"}, "expected HOST:PORT"),
     ({"listen_address": "::1:9200"}, "write an IPv6 address in brackets"),
     ({"interval_seconds": 0.5}, "--interval: must be from 1 to 86400 seconds"),
-    ({"textfile_name": "agents.txt"}, "--textfile-name: must be a plain file name ending in .prom"),
+    ({"textfile_name": "agents.txt"}, "--textfile-name: must end in .prom"),  # the rule config.py applies too
     ({"scope": "global"}, "--scope: must be 'user' or 'system'"),
 ])
 def test_bad_values_are_refused(change: dict[str, object], message: str) -> None:

@@ -19,7 +19,8 @@ def expected_row(a: AgentSample) -> AgentRow:
     millisecond, as metrics.py writes it), nothing else."""
     return AgentRow(name=a.name, type=a.type, state=a.state, up=a.state in UP_STATES,
                     cpu_percent=a.cpu_percent, memory_kb=None if a.memory_bytes is None else a.memory_bytes / 1024,
-                    uptime_seconds=round(a.uptime_seconds, 3), restarts=None if a.restarts is None else float(a.restarts))
+                    uptime_seconds=round(a.uptime_seconds, 3),
+                    restarts=None if a.restarts is None else float(a.restarts))
 
 
 def rows_by_key(rows: tuple[AgentRow, ...]) -> dict[tuple[str, str], AgentRow]:
