@@ -1,10 +1,9 @@
-"""`agent-exporter install` and `uninstall`: the rendered units put in place and enabled, and undone.
+"""`agent-exporter install`: the rendered units put in place and enabled.
 
-Install records what it changed in a manifest next to the units (`agent-exporter.install.json`):
-the unit files, the user and group it created, the directories it created, the textfile
-directory's owner group and mode before it changed them. Uninstall reverts exactly that and nothing
-else, and exits non-zero when it had to leave something in place. Running install again changes
-nothing that is already right, and says so.
+Install records what it changed in the manifest (manifest.py) next to the units: the unit files,
+the user and group it created, the directories it created, the textfile directory's owner group
+and mode before it changed them; uninstaller.py reverts exactly that. Running install again
+changes nothing that is already right, and says so.
 
 System scope runs the writer as a static system user, `agent-exporter` (no shell, no home), which
 install creates: the writer asks PID 1 over D-Bus, and Debian 12's dbus-daemon drops connections
@@ -14,7 +13,7 @@ directory, which on Debian is root:root 0755, so the directory becomes group-wri
 for the writer's group `agent-exporter` (root:agent-exporter 2775). A directory that is already
 group-writable for a group other than root's keeps its owner: the writer runs with that group.
 
-Every child process (systemctl, getent, useradd, userdel, groupadd, groupdel) goes through the
+Every child process (systemctl, getent, useradd, groupadd) goes through commands.py and proc's
 runner seam.
 """
 
