@@ -20,6 +20,8 @@ from .defaults import (
     default_scope,
     textfile_name_problem,
 )
+from .errors import shown
+from .files import path_problem
 
 if TYPE_CHECKING:
     from .yamlnodes import Nodes
@@ -116,11 +118,11 @@ def unit_name_problem(name: str, glob: bool = False) -> str | None:
         return f"is longer than systemd's limit of {_MAX_UNIT_NAME} characters"
     if not re.match(_GLOB_CHARS if glob else _UNIT_CHARS, name):
         allowed = "letters, digits, ':', '_', '.', '\\', '@', '-'" + (" and * ? [ ] !" if glob else "")
-        return f"{name!r} has characters systemd does not allow in unit names (only {allowed})"
+        return f"{shown(name)} has characters systemd does not allow in unit names (only {allowed})"
     if not name.endswith(_UNIT_SUFFIX):
-        return f"{name!r} is not a .service unit (agents are services)"
+        return f"{shown(name)} is not a .service unit (agents are services)"
     if name.startswith(".") or name.startswith("-"):
-        return f"{name!r} must not start with '.' or '-'"
+        return f"{shown(name)} must not start with '.' or '-'"
     return None
 
 
@@ -140,8 +142,11 @@ class _Validator:
 
     def path(self, node: Any, key: str) -> str:
         value = self.nodes.string(node, key)
+        problem = path_problem(value)
+        if problem:
+            raise self.nodes.fail(node, key, problem)
         if not os.path.isabs(value):
-            raise self.nodes.fail(node, key, f"must be an absolute path, got {value!r}")
+            raise self.nodes.fail(node, key, f"must be an absolute path, got {shown(value)}")
         return os.path.normpath(value)
 
     def config(self, root: Any, scope: str | None) -> Config:
@@ -153,7 +158,7 @@ class _Validator:
         if "scope" in top:
             value = nodes.string(top["scope"], "scope")
             if value not in SCOPES:
-                raise nodes.fail(top["scope"], "scope", f"must be 'user' or 'system', got {value!r}")
+                raise nodes.fail(top["scope"], "scope", f"must be 'user' or 'system', got {shown(value)}")
             kwargs["scope"] = value
         for key in ("textfile_dir", "disk_path"):
             if key in top:
@@ -177,7 +182,7 @@ class _Validator:
         value = self.nodes.scalar(node, "interval_seconds")
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_INTERVAL_SECONDS:
             raise self.nodes.fail(node, "interval_seconds", "must be a number of seconds above 0 and at most "
-                                  f"{MAX_INTERVAL_SECONDS:g}, got {value!r}")
+                                  f"{MAX_INTERVAL_SECONDS:g}, got {shown(value)}")
         return float(value)
 
     def agents(self, node: Any) -> tuple[AgentSpec, ...]:
@@ -208,7 +213,7 @@ class _Validator:
                 label = name if name is not None else default_agent_name(unit)
                 if label in names:
                     raise nodes.fail(fields.get("name", unit_node), f"{key}.name",
-                                     f"agent name {label!r} is already used by {names[label]}")
+                                     f"agent name {shown(label)} is already used by {names[label]}")
                 names[label] = key
                 specs.append(AgentSpec(type=type_, unit=unit, name=name))
             else:

@@ -5,6 +5,11 @@ file changes rarely. The validated result is kept in the state directory in Pyth
 format (built in: no import to pay for), keyed on the file's identity (device, inode, size, mtime,
 ctime), the default scope, our version and the interpreter's; any change to the file makes the
 next run parse it again, and an unreadable cache is simply ignored.
+
+Both are read through files.py: a FIFO or a device in their place is refused at once, and a
+configuration file larger than MAX_CONFIG_BYTES is an error (a bigger one is no configuration of
+ours, and PyYAML would take seconds over it). A cache that is not a regular file of ours, is larger
+than MAX_CACHE_BYTES or whose contents claim more than they hold is ignored and written again.
 """
 
 from __future__ import annotations
@@ -17,12 +22,19 @@ from . import __version__
 from .config import Config, builtin_config, parse_config
 from .defaults import CONFIG_CACHE_FILE
 from .errors import ConfigError, WriteError
+from .files import open_regular, path_problem, read_open, read_regular
 from .textfile import atomic_write
+
+MAX_CONFIG_BYTES = 1 << 20  # thousands of agents fit in a few hundred KiB
+MAX_CACHE_BYTES = 4 << 20
 
 
 def load_config(path: str | None, default_scope: str, cache_dir: str | None = None) -> Config:
     if path is None:
         return builtin_config(default_scope)
+    problem = path_problem(path)
+    if problem:
+        raise ConfigError(repr(path), None, None, problem)
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -45,9 +57,11 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
 
 def read_text(path: str) -> str:
     """A configuration file's text, or a ConfigError that names it."""
+    problem = path_problem(path)
+    if problem:
+        raise ConfigError(repr(path), None, None, problem)
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        return read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
     except OSError as exc:
         raise ConfigError(path, None, None, f"cannot read the file: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -56,14 +70,18 @@ def read_text(path: str) -> str:
 
 def _read_cache(path: str, key: tuple[object, ...]) -> Config | None:
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
+        fd, st = open_regular(path, follow=False)
+        try:
             # Only a file we wrote ourselves: owned by us, writable by nobody else.
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
                 return None
-            cached_key, data = marshal.load(f)  # noqa: S302 - our own file, checked above
+            # Bytes first, then loads: marshal.load on a file allocates what a header claims.
+            raw = read_open(fd, st, MAX_CACHE_BYTES)
+        finally:
+            os.close(fd)
+        cached_key, data = marshal.loads(raw)  # noqa: S302 - our own file, checked above
         if cached_key != key:
             return None
         return Config.from_dict(data)
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, MemoryError, RecursionError):
         return None

@@ -3,13 +3,15 @@
 Scopes and the default one, the textfile's directory and name (and the rule a name must follow),
 the names the writer gives its lock and temporary files beside it, the state directory and the
 files in it, the units' names, the writer's period and the server's listen address (with its
-syntax). The writer's fast path imports this module: nothing but `os` here.
+syntax). The writer's fast path imports this module: nothing but `os` (and errors.shown) here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+
+from .errors import shown
 
 SCOPES = ("user", "system")
 
@@ -40,10 +42,10 @@ def default_scope() -> str:
 
 def textfile_name_problem(name: str) -> str | None:
     """Why `name` cannot be the textfile's name, or None when it can."""
-    if "/" in name or name.startswith("."):
-        return f"must be a plain file name (no '/', not hidden), got {name!r}"
+    if "/" in name or "\0" in name or name.startswith("."):
+        return f"must be a plain file name (no '/' or NUL, not hidden), got {shown(name)}"
     if not name.endswith(".prom"):
-        return f"must end in .prom (node_exporter reads only those), got {name!r}"
+        return f"must end in .prom (node_exporter reads only those), got {shown(name)}"
     return None
 
 

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+SHOWN_CHARACTERS = 60
+
+
+def shown(value: object) -> str:
+    """A value as a message quotes it: the repr of a string or bytes cut at SHOWN_CHARACTERS, a
+    container by its type only. A value comes from a file that may hold megabytes in one string, or
+    a YAML alias bomb whose repr would be gigabytes: never format the whole of it."""
+    if isinstance(value, str | bytes):
+        if len(value) <= SHOWN_CHARACTERS:
+            return repr(value)
+        return f"{value[:SHOWN_CHARACTERS]!r}... ({len(value)} characters)"
+    if isinstance(value, list | tuple | dict | set):
+        return f"a {type(value).__name__}"
+    return repr(value)[:SHOWN_CHARACTERS]
+
 
 class AgentExporterError(Exception):
     """Base class: a problem the user can act on, reported as one line."""

@@ -24,6 +24,7 @@ from .defaults import (
     textfile_name_problem,
 )
 from .errors import ConfigError
+from .files import path_problem
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -57,6 +58,7 @@ COMMON = (
            f"{DEFAULT_TIMEOUT:g})"),
 )
 _BY_FLAG = {o.flag: o for o in COMMON}
+_BY_DEST = {o.dest: o for o in COMMON}
 
 
 class Settings(NamedTuple):
@@ -102,7 +104,12 @@ def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] 
         value = values.get(dest)
         if value is None or value == "":
             value = env.get("AGENT_EXPORTER_" + dest.upper()) or None
-        return None if value is None else str(value)
+        if value is None:
+            return None
+        problem = path_problem(str(value))  # no option value can hold a NUL byte
+        if problem:
+            raise ConfigError(_BY_DEST[dest].flag, None, None, problem)
+        return str(value)
 
     scope = get("scope")
     if scope is not None and scope not in SCOPES:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from .files import read_regular
+
 # A line-based text file (no JSON: the json module costs more to import than the file is worth):
 #   agent-exporter-state/1
 #   boot_id <id>
@@ -21,6 +23,8 @@ from typing import NamedTuple
 #   taken_ns <CLOCK_MONOTONIC ns>
 #   unit <cpu_ns> <ActiveEnterTimestampMonotonic us, or -> <unit name>
 FORMAT = "agent-exporter-state/1"
+# One line per agent, under 300 bytes even with systemd's longest unit names: room for 50000 agents.
+MAX_STATE_BYTES = 16 << 20
 
 
 class Counter(NamedTuple):
@@ -53,12 +57,14 @@ def boot_id(proc_root: str = "/proc") -> str:
 def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str | None]:
     """The previous state, or (None, why it cannot be used)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        # Not followed, not waited on, not read past the limit: the state directory may be shared.
+        text = read_regular(path, MAX_STATE_BYTES, follow=False).decode("utf-8")
     except FileNotFoundError:
         return None, "no previous state (first run)"
-    except (OSError, ValueError) as exc:
-        return None, f"previous state {path} unreadable: {exc}"
+    except OSError as exc:
+        return None, f"previous state {path} unreadable: {exc.strerror or exc}"
+    except ValueError:
+        return None, f"previous state {path} is not UTF-8 text"
     lines = text.split("\n")
     if lines[0] != FORMAT:
         return None, f"previous state {path} has another format"

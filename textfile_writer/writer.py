@@ -10,7 +10,7 @@ from . import state
 from .cgroups import Cgroupfs
 from .collect import Clock, Result, collect
 from .console import say, warn
-from .defaults import STATE_FILE, lock_name
+from .defaults import CONFIG_CACHE_FILE, STATE_FILE, lock_name
 from .errors import WriteError
 from .metrics import render
 from .options import Settings, resolve
@@ -46,7 +46,10 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
                          f"{exc.strerror or exc}") from exc
     lock = os.path.join(directory, lock_name(config.textfile_name))
     with RunLock(lock, settings.timeout):
+        # Killed runs leave temporary files in both directories; one rule sweeps them.
         remove_stale_temps(directory, config.textfile_name)
+        for name in (STATE_FILE, CONFIG_CACHE_FILE):
+            remove_stale_temps(settings.state_dir, name)
         previous, why = load_previous(settings, proc_root)
         if why:
             note(f"{why}; agent_cpu_percent is left out for running agents this run")

@@ -103,11 +103,11 @@ def test_stale_temporary_files_are_ours_only(tmp_path: Path) -> None:
 def test_second_holder_waits_then_gives_up(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+        "import time\n"
+        "from textfile_writer.textfile import RunLock\n"
+        f"with RunLock({str(lock)!r}, 1.0):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()

@@ -1,5 +1,7 @@
-"""The writer's lock file is shared between users: a root run leaves `.agents.prom.lock` owned by root,
-mode 0644, and the installed timer's writer (a systemd dynamic user) must still take that lock."""
+"""Who may open the writer's lock file `.agents.prom.lock`: those who can write the textfile directory
+anyway, nobody else. A root run and the installed writer's user share it through the directory's
+group (`install` makes the directory group-writable and setgid); any other user who could open it
+could hold a shared flock on it and stop every run."""
 
 from __future__ import annotations
 
@@ -11,17 +13,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import IN_CI
+from procs import IN_CI, Processes, wait_until
 
 from textfile_writer.textfile import RunLock
 
 REPO = Path(__file__).resolve().parents[2]
 # Debian's python3 (the project venv's may live under /root, closed to other users)
 PYTHON = "/usr/bin/python3"
+GROUP = 64123  # the textfile directory's group; permissions go by number, no name is needed
 TAKE_LOCK = ("import sys; sys.path.insert(0, sys.argv[1]); from textfile_writer.textfile import RunLock\n"
-             "from textfile_writer.errors import LockError\n"
+             "from textfile_writer.errors import LockError, WriteError\n"
              "try:\n    with RunLock(sys.argv[2], 0.5): print('locked')\n"
-             "except LockError as exc: print(exc)\n")
+             "except (LockError, WriteError) as exc: print(exc)\n")
+# What anybody able to open the lock can do: hold a shared flock for as long as they like.
+HOLD_SHARED = ("import fcntl, os, sys, time\n"
+               "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o666)\n"
+               "fcntl.flock(fd, fcntl.LOCK_SH)\n"
+               "print('held', flush=True)\n"
+               "time.sleep(120)\n")
 
 
 @pytest.fixture
@@ -40,17 +49,49 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def as_nobody(lock: Path) -> str:
-    done = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", PYTHON, "-c",
-                           TAKE_LOCK, str(REPO), str(lock)], capture_output=True, text=True, timeout=30, check=False)
+def as_nobody(gid: int | str, *argv: str) -> list[str]:
+    return ["setpriv", "--reuid", "nobody", "--regid", str(gid), "--clear-groups", PYTHON, *argv]
+
+
+def take_lock(lock: Path, gid: int | str) -> str:
+    done = subprocess.run(as_nobody(gid, "-c", TAKE_LOCK, str(REPO), str(lock)), capture_output=True, text=True,
+                          timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
-def test_another_users_lock_file_is_taken_and_held(shared_dir: Path) -> None:
+def test_the_directory_group_shares_the_lock_and_nobody_else_can_open_it(shared_dir: Path) -> None:
+    os.chown(shared_dir, 0, GROUP)
+    shared_dir.chmod(0o2775)  # as `install` leaves the textfile directory
     lock = shared_dir / ".agents.prom.lock"
-    with RunLock(str(lock), 1.0):  # root creates it, 0644
-        assert lock.stat().st_uid == 0
-        # the same lock: while root holds it, the other user waits and gives up
-        assert as_nobody(lock) == f"another run still holds {lock} after 0.5s"
-    assert as_nobody(lock) == "locked"  # free again, and a file it cannot write is no obstacle
+    with RunLock(str(lock), 1.0):  # a root run creates it
+        st = lock.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, GROUP, 0o640)
+        # the installed writer's user (in the group) waits for it and gives up
+        assert take_lock(lock, GROUP) == f"another run still holds {lock} after 0.5s"
+    assert take_lock(lock, GROUP) == "locked"  # free again, and a root-owned file is no obstacle
+    assert take_lock(lock, "nogroup") == f"cannot open lock file {lock}: Permission denied"
+
+
+def test_other_users_cannot_open_the_lock_in_a_directory_they_may_write(shared_dir: Path) -> None:
+    lock = shared_dir / ".agents.prom.lock"
+    with RunLock(str(lock), 1.0):
+        pass
+    assert lock.stat().st_mode & 0o007 == 0
+    assert take_lock(lock, "nogroup") == f"cannot open lock file {lock}: Permission denied"
+
+
+@pytest.mark.parametrize("left_by", ["another user", "an earlier version (0644)"])
+def test_a_shared_flock_held_by_another_user_does_not_stop_the_run(shared_dir: Path, procs: Processes,
+                                                                   left_by: str) -> None:
+    lock = shared_dir / ".agents.prom.lock"
+    if left_by != "another user":
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)  # what the writer made until now
+        os.close(fd)
+        lock.chmod(0o644)
+    procs.start(as_nobody("nogroup", "-c", HOLD_SHARED, str(lock)), "holder")
+    wait_until(lambda: "held" in procs.log("holder"), 30, "the other user holding the lock")
+    held = lock.stat().st_ino
+    with RunLock(str(lock), 2.0):  # would give up after 2 s if it waited on the holder
+        st = lock.stat()
+        assert st.st_ino != held and st.st_uid == 0 and st.st_mode & 0o007 == 0

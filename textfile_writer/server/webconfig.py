@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
+from ..files import check_regular, path_problem
 
 if TYPE_CHECKING:
     import ssl
@@ -56,6 +57,9 @@ _UNSUPPORTED = {
     "curve_preferences": "not supported by this server (it uses OpenSSL's defaults)",
     "client_allowed_sans": "not supported by this server",
 }
+# A certificate chain or CA bundle is kilobytes; ssl reads these files itself, so they are checked
+# (regular file, this size at most) before it does: a FIFO there would hang it.
+MAX_TLS_FILE_BYTES = 1 << 20
 _TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "client_ca",
              "min_version", "max_version", "prefer_server_cipher_suites", *_UNSUPPORTED)
 
@@ -115,6 +119,9 @@ def _tls(nodes: Nodes, node: Any, base_dir: str) -> TLSSettings | None:
         v = text(name)
         if v is None or v == "":
             return None
+        problem = path_problem(v)
+        if problem:
+            raise nodes.fail(entries[name][1], f"tls_server_config.{name}", problem)
         return os.path.join(base_dir, v)
 
     cert, key, ca_file, ca_text = path("cert_file"), path("key_file"), path("client_ca_file"), text("client_ca")
@@ -133,7 +140,7 @@ def _tls(nodes: Nodes, node: Any, base_dir: str) -> TLSSettings | None:
                          f"do; use VerifyClientCertIfGiven or RequireAndVerifyClientCert")
     if auth not in CLIENT_AUTH_TYPES:
         raise nodes.fail(where, f"{k}.client_auth_type",
-                         f"{auth!r} is not one of {', '.join(CLIENT_AUTH_TYPES)}")
+                         f"{shown(auth)} is not one of {', '.join(CLIENT_AUTH_TYPES)}")
     has_ca = ca_file is not None or bool(ca_text)
     if has_ca and auth == "NoClientCert":
         raise nodes.fail(where, f"{k}.client_auth_type",
@@ -144,7 +151,7 @@ def _tls(nodes: Nodes, node: Any, base_dir: str) -> TLSSettings | None:
     for name, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
         v = text(name) or default
         if v not in TLS_VERSIONS:
-            raise nodes.fail(entries[name][1], f"{k}.{name}", f"{v!r} is not one of {', '.join(TLS_VERSIONS)}")
+            raise nodes.fail(entries[name][1], f"{k}.{name}", f"{shown(v)} is not one of {', '.join(TLS_VERSIONS)}")
         versions[name] = v
     if TLS_VERSIONS.index(versions["min_version"]) > TLS_VERSIONS.index(versions["max_version"]):
         raise nodes.fail(node, f"{k}.min_version", "is above max_version")
@@ -171,7 +178,7 @@ def _headers(nodes: Nodes, node: Any) -> tuple[tuple[str, str], ...]:
         value = nodes.text(vnode, key)
         allowed = ALLOWED_HEADERS[name]
         if allowed and value not in allowed:
-            raise nodes.fail(vnode, key, f"{value!r} is not one of {', '.join(allowed)}")
+            raise nodes.fail(vnode, key, f"{shown(value)} is not one of {', '.join(allowed)}")
         if any(c in value for c in "\r\n\0"):
             raise nodes.fail(vnode, key, "must be one line")
         out.append((name, value))
@@ -184,7 +191,7 @@ def _users(nodes: Nodes, node: Any) -> dict[str, str]:
         key = f"basic_auth_users.{name}"
         if ":" in name or not name:
             raise nodes.fail(knode, key, "a user name must not be empty or contain ':'")
-        value = nodes.value(vnode)
+        value = nodes.value(vnode, key)
         if not isinstance(value, str) or not _BCRYPT.match(value):
             raise nodes.fail(vnode, key,
                              "must be a bcrypt hash ($2b$10$... ; plaintext passwords are refused). "
@@ -211,6 +218,14 @@ def ssl_context(settings: TLSSettings, source: str) -> ssl.SSLContext:
     if settings.prefer_server_cipher_suites:
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["http/1.1"])
+    for key, path in (("cert_file", settings.cert_file), ("key_file", settings.key_file),
+                      ("client_ca_file", settings.client_ca_file)):
+        try:
+            if path is not None:
+                check_regular(path, MAX_TLS_FILE_BYTES)
+        except OSError as exc:
+            raise ConfigError(source, None, f"tls_server_config.{key}",
+                              f"cannot load {path}: {exc.strerror or exc}") from None
     try:
         ctx.load_cert_chain(settings.cert_file, settings.key_file)
     except (OSError, ssl.SSLError) as exc:
