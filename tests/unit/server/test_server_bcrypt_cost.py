@@ -14,7 +14,7 @@ import pytest
 
 from devtools.textfiles import serve_argv
 from textfile_writer.errors import ConfigError
-from textfile_writer.server.webconfig import MAX_BCRYPT_COST, parse_web_config
+from textfile_writer.server.webconfig import parse_web_config
 
 SALT = "a" * 53  # syntactically a bcrypt hash; never checked here
 
@@ -27,10 +27,12 @@ def test_a_hash_above_the_cap_is_refused_with_one_line(cost: int) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("web.yml:2: basic_auth_users.prometheus: ")
-    assert f"bcrypt cost {cost} is above {MAX_BCRYPT_COST}" in message
+    assert f"bcrypt cost {cost} is above 12" in message
 
 
 def test_the_cap_itself_is_accepted() -> None:
+    from textfile_writer.server.webconfig import MAX_BCRYPT_COST
+
     assert MAX_BCRYPT_COST == 12
     text = f"basic_auth_users:\n  prometheus: $2b$12${SALT}\n"
     assert parse_web_config(text, "web.yml", "/etc").users == {"prometheus": f"$2b$12${SALT}"}

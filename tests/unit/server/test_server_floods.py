@@ -148,7 +148,7 @@ def test_a_flood_from_one_address_cannot_starve_another(textfile: Path) -> None:
     flood gets 503 beyond its share, and a client from another address is queued and served;
     it used to get 503 because the flood had filled the whole queue."""
     app = GatedApp(textfile)
-    options = ServerOptions(workers=1, queue_size=64, per_address=4, read_timeout=10.0)
+    options = ServerOptions(workers=1, queue_size=64, read_timeout=10.0)  # 4 jobs per address
     with running(app, options) as (_s, port):
         flood = []
         for _ in range(128):
