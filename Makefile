@@ -9,9 +9,10 @@ PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/nul
 PY := $(VENV)/bin/python
 # prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test;
 # prometheus-alertmanager: amtool and the routing test; shellcheck: the deploy script; dbus and
-# iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the system-scope tests boot.
+# iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the system-scope tests boot;
+# slowhttptest: the slow-reader flood against the server.
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager curl openssl util-linux systemd \
-	dbus iproute2 chromium fonts-dejavu-core shellcheck
+	dbus iproute2 chromium fonts-dejavu-core shellcheck slowhttptest
 BENCH_APT_PACKAGES := time wrk
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp

@@ -3,11 +3,17 @@
 The loop thread owns every socket. It accepts, does TLS handshakes without blocking, reads request
 heads into per-connection buffers and writes responses; a connection that is idle, trickles bytes
 or stalls a handshake costs a buffer and a deadline, never a thread, and is closed when its
-deadline passes. Requests whose answer is cheap (a cached snapshot) are answered on the loop;
-the rest (a changed file, a bcrypt check, the landing page) go to a bounded pool of worker threads
-through a bounded queue, and come back to the loop to be written. When the queue is full the
-request gets a 503; when `max_connections` are open the loop stops accepting until one closes
-(new connections wait in the kernel's backlog).
+deadline passes. A response goes out from its own chunks (http11.Response): /metrics from the
+cached file's buffer, shared by every connection, so slow readers do not multiply memory.
+
+Requests whose answer is cheap (a cached snapshot) are answered on the loop; the rest (a changed
+file, a bcrypt check, the landing page) go to a few worker threads through a queue bounded in
+total and per client address (fairqueue.py), and come back to the loop to be written. When there
+is no room the request gets a 503. When `max_connections` are open, a new connection closes the
+one that has gone longest without a request in progress (idle, unauthenticated, stalled in its
+TLS handshake or its request head; failing those, the slowest reader), so a flood of idle or
+reconnecting clients cannot keep a scrape out. Reloading the web configuration (SIGHUP) runs on a
+thread of its own; the loop only swaps in the result.
 
 Listeners come from `--web.listen-address` or, under systemd socket activation, from fd 3 on.
 """
@@ -17,9 +23,9 @@ from __future__ import annotations
 import collections
 import errno
 import os
-import queue
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +34,8 @@ from typing import Any
 
 from ..defaults import split_listen_address
 from ..errors import AgentExporterError, ServeError
-from .http11 import HttpError, Limits, Request, Response, http_date, parse_request, serialize, text_response
+from .fairqueue import FairQueue, address_key
+from .http11 import Chunk, HttpError, Limits, Request, Response, http_date, parse_request, serialize, text_response
 from .routes import App
 from .webconfig import WebRuntime
 
@@ -37,11 +44,18 @@ _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 _TICK = 0.25
 _RECV = 65536
+_IOV = 16  # buffers per sendmsg; a response has at most three
+# The kernel's send buffer per connection, which autotuning would grow to megabytes (tcp_wmem): with
+# the body shared in user space, this is what a slow reader costs. 256 KiB still moves a 2 MB
+# scrape in well under a second at a 100 ms round trip.
+_SNDBUF = 256 * 1024
 _PLAIN_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                  b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 
 # connection states
 _HANDSHAKE, _READ, _BUSY, _WRITE, _DRAIN, _CLOSED = range(6)
+# At max_connections these make room first: no request of theirs is being answered.
+_WAITING = frozenset({_HANDSHAKE, _READ, _DRAIN})
 
 
 @dataclass(frozen=True)
@@ -50,22 +64,25 @@ class ServerOptions:
     write_timeout: float = 10.0
     workers: int = 4
     queue_size: int = 64
+    per_address: int = 4  # jobs one client address may have queued or running on the workers
     max_connections: int = 1000
     shutdown_grace: float = 5.0
     limits: Limits = field(default_factory=Limits)
 
 
 class _Conn:
-    __slots__ = ("buf", "deadline", "events", "fd", "keep_alive", "out", "sock", "state", "tls")
+    __slots__ = ("buf", "deadline", "events", "fd", "keep_alive", "key", "out", "out_at", "sock", "state", "tls")
 
-    def __init__(self, sock: socket.socket, tls: bool, state: int, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, tls: bool, state: int, deadline: float, key: str) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.tls = tls
         self.state = state
         self.deadline = deadline
+        self.key = key  # the client's address, for the workers' per-address bound
         self.buf = bytearray()
-        self.out: bytes | memoryview = b""
+        self.out: list[Chunk] = []  # the response being sent, from out[out_at] on
+        self.out_at = 0
         self.keep_alive = False
         self.events = -1  # -1: not registered with epoll
 
@@ -87,9 +104,13 @@ class Server:
         self._reload_web = reload_web
         self._log = log
         self._access_log = access_log
+        # In order of last activity (accepted, or a response finished): the first is the oldest.
         self._conns: dict[int, _Conn] = {}
-        self._jobs: queue.Queue[tuple[_Conn, Request] | None] = queue.Queue(self._options.queue_size)
+        self._jobs: FairQueue[tuple[_Conn, Request]] = FairQueue(self._options.queue_size,
+                                                                 self._options.per_address)
         self._done: collections.deque[tuple[_Conn, Request, Response]] = collections.deque()
+        self._reloading = False
+        self._reloaded: collections.deque[WebRuntime | str] = collections.deque()  # a result or why not
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -154,9 +175,9 @@ class Server:
                 if self._stop_requested and not self._stopping:
                     self._begin_shutdown()
                     grace_end = time.monotonic() + self._options.shutdown_grace
-                if self._reload_requested:
+                if self._reload_requested and not self._reloading:
                     self._reload_requested = False
-                    self._reload()
+                    self._start_reload()
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + _TICK
@@ -183,6 +204,8 @@ class Server:
                 pass
         except OSError:
             pass
+        while self._reloaded:
+            self._apply_reload(self._reloaded.popleft())
         while self._done:
             conn, req, resp = self._done.popleft()
             if conn.state != _BUSY:
@@ -199,7 +222,7 @@ class Server:
     def _tick(self, now: float) -> None:
         for conn in list(self._conns.values()):
             if conn.state != _BUSY and conn.deadline <= now:
-                self._close(conn)
+                self._close(conn, abort=conn.state == _WRITE)
         self._resume_accepting(now)
 
     # --- accepting --------------------------------------------------------------------------------
@@ -222,11 +245,14 @@ class Server:
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(64):
+            room_from = None
             if len(self._conns) >= self._options.max_connections:
-                self._set_accepting(False)
-                return
+                room_from = self._eviction_candidate()
+                if room_from is None:
+                    self._set_accepting(False)
+                    return
             try:
-                sock, _addr = listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -236,14 +262,32 @@ class Server:
                     self._resume_at = time.monotonic() + _TICK
                     return
                 continue  # ECONNABORTED and the like: that client is gone
-            self._add(sock)
+            if room_from is not None:  # only now that there is someone to make room for
+                self._close(room_from, abort=True)
+            self._add(sock, address_key(sock.family, addr))
 
-    def _add(self, sock: socket.socket) -> None:
+    def _eviction_candidate(self) -> _Conn | None:
+        """The connection to close for a new one at max_connections: the one that has waited
+        longest with no request being answered (idle, unauthenticated, in its TLS handshake or
+        its request head), failing any, the one that has been reading its response longest;
+        None when every connection has a request on a worker. Oldest first: a fresh scrape sends
+        its request at once and is answered in milliseconds, long before a flood of newer
+        connections could make it the oldest."""
+        reading = None
+        for conn in self._conns.values():
+            if conn.state in _WAITING:
+                return conn
+            if reading is None and conn.state == _WRITE:
+                reading = conn
+        return reading
+
+    def _add(self, sock: socket.socket, key: str) -> None:
         try:
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 # Small responses on keep-alive connections must not wait for Nagle.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
         except OSError:  # the peer is already gone
             sock.close()
             return
@@ -255,9 +299,9 @@ class Server:
             except OSError:
                 sock.close()
                 return
-            conn = _Conn(sock, True, _HANDSHAKE, deadline)
+            conn = _Conn(sock, True, _HANDSHAKE, deadline, key)
         else:
-            conn = _Conn(sock, False, _READ, deadline)
+            conn = _Conn(sock, False, _READ, deadline, key)
         self._conns[conn.fd] = conn
         self._set_events(conn, _EPOLLIN)
 
@@ -374,9 +418,7 @@ class Server:
     def _dispatch(self, conn: _Conn, req: Request) -> None:
         self._unregister(conn)  # the worker has it; no events until it comes back
         conn.state = _BUSY
-        try:
-            self._jobs.put_nowait((conn, req))
-        except queue.Full:
+        if not self._jobs.put(conn.key, (conn, req)):
             conn.state = _READ
             self._respond(conn, req, text_response(503, "server busy, try again", (("Retry-After", "1"),),
                                                    close=True))
@@ -387,36 +429,52 @@ class Server:
         now = int(time.time())
         if now != self._date_second:
             self._date_second, self._date = now, http_date(now)
-        data = serialize(resp, req is not None and req.method == "HEAD", keep,
-                         req.version if req is not None else "HTTP/1.1", self._date, self._app.headers)
+        chunks = serialize(resp, req is not None and req.method == "HEAD", keep,
+                           req.version if req is not None else "HTTP/1.1", self._date, self._app.headers)
         if self._access_log is not None:
             what = f"{req.method} {req.target} {req.version}" if req is not None else "(bad request)"
-            self._access_log(f"{what} -> {resp.status} {len(resp.body)} bytes")
+            self._access_log(f"{what} -> {resp.status} {resp.length} bytes")
         conn.keep_alive = keep
-        conn.out = data
+        conn.out, conn.out_at = list(chunks), 0
         conn.state = _WRITE
         conn.deadline = time.monotonic() + self._options.write_timeout
         self._write(conn)
 
     def _write(self, conn: _Conn) -> None:
+        """Send what the socket takes now; the chunks are sent from where they lie (a partly sent
+        one is narrowed by a memoryview, never copied), so a slow reader holds no copy of a body."""
         out = conn.out
-        try:
-            n = conn.sock.send(out)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError as exc:
-            if not (conn.tls and _ssl_would_block(exc)):
-                self._close(conn)
+        while conn.out_at < len(out):
+            try:
+                if conn.tls:
+                    n = conn.sock.send(out[conn.out_at])
+                else:
+                    n = conn.sock.sendmsg(out[conn.out_at:conn.out_at + _IOV])
+            except (BlockingIOError, InterruptedError):
+                self._set_events(conn, _EPOLLOUT)
                 return
-            n = 0
-        if n < len(out):
-            conn.out = memoryview(out)[n:]
-            self._set_events(conn, _EPOLLOUT)
-            return
-        conn.out = b""
+            except OSError as exc:
+                if not (conn.tls and _ssl_would_block(exc)):
+                    self._close(conn)
+                    return
+                self._set_events(conn, _EPOLLOUT)
+                return
+            at = conn.out_at
+            while n:
+                size = len(out[at])
+                if n < size:
+                    out[at] = memoryview(out[at])[n:]
+                    break
+                n -= size
+                at += 1
+            conn.out_at = at
+        conn.out, conn.out_at = [], 0
         if conn.keep_alive:
             conn.state = _READ
             conn.deadline = time.monotonic() + self._options.read_timeout
+            # Active just now: to the end of the eviction order.
+            del self._conns[conn.fd]
+            self._conns[conn.fd] = conn
             self._set_events(conn, _EPOLLIN)
         else:
             self._half_close(conn)
@@ -457,9 +515,16 @@ class Server:
             pass
         self._close(conn)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: _Conn, abort: bool = False) -> None:
+        """Close; `abort` resets the connection instead, for one dropped mid-response: a plain
+        close would leave the kernel sending what it still buffers, at the slow reader's pace."""
         if conn.state == _CLOSED:
             return
+        if abort:
+            try:
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
         self._unregister(conn)
         conn.state = _CLOSED
         if self._conns.get(conn.fd) is conn:
@@ -477,25 +542,47 @@ class Server:
             job = self._jobs.get()
             if job is None:
                 return
-            conn, req = job
+            key, (conn, req) = job
             try:
                 resp = self._app.slow(req)
             except Exception as exc:  # a bug must cost one request, not a worker
                 self._log(f"internal error answering {req.method} {req.path}: {exc!r}")
                 resp = text_response(500, "internal server error", close=True)
+            finally:
+                self._jobs.done(key)
             self._done.append((conn, req, resp))
             self._wake()
 
     # --- reload and shutdown --------------------------------------------------------------------------
 
-    def _reload(self) -> None:
+    def _start_reload(self) -> None:
+        """Read and check the web configuration on a thread of its own: parsing YAML, loading
+        certificates and hashing the dummy bcrypt password take from milliseconds to seconds,
+        which on the loop would stall every client. A SIGHUP during a reload is served after it."""
         if self._reload_web is None:
             return
+        self._reloading = True
+        threading.Thread(target=self._reload, name="agent-exporter-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        assert self._reload_web is not None
+        outcome: WebRuntime | str
         try:
-            self._app.use_web(self._reload_web())
+            outcome = self._reload_web()
         except AgentExporterError as exc:
-            self._log(f"web configuration not reloaded, keeping the previous one: {exc}")
+            outcome = str(exc)
+        except Exception as exc:  # RecursionError, MemoryError...: the old configuration keeps serving
+            said = str(exc)
+            outcome = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+        self._reloaded.append(outcome)
+        self._wake()
+
+    def _apply_reload(self, outcome: WebRuntime | str) -> None:
+        self._reloading = False
+        if isinstance(outcome, str):
+            self._log(f"web configuration not reloaded, keeping the previous one: {_one_line(outcome)}")
             return
+        self._app.use_web(outcome)
         self._log("web configuration reloaded")
 
     def _begin_shutdown(self) -> None:
@@ -512,11 +599,7 @@ class Server:
     def _close_all(self) -> None:
         for conn in list(self._conns.values()):
             self._close(conn)
-        for _ in self._workers:
-            try:
-                self._jobs.put_nowait(None)
-            except queue.Full:
-                break
+        self._jobs.close()
         deadline = time.monotonic() + 1.0
         for t in self._workers:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -525,6 +608,12 @@ class Server:
         self._ep.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _one_line(message: str, limit: int = 300) -> str:
+    """A log line, whatever an exception said: its first line, cut to `limit` characters."""
+    line = message.strip().splitlines()[0] if message.strip() else "(no message)"
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 # --- listeners ----------------------------------------------------------------------------------------

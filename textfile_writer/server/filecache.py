@@ -40,23 +40,35 @@ class Snapshot:
     summary: TextfileSummary
 
     def age(self, now: float) -> float:
-        return max(0.0, now - self.mtime)
+        """Seconds since the file changed; negative when its mtime is ahead of our clock (a clock
+        that jumped back, or a file touched into the future): said as it is, never clamped to 0,
+        so a writer that stopped cannot hide behind a future mtime."""
+        return now - self.mtime
 
     def suffix(self, now: float) -> bytes:
         """The age family, preceded by a newline when the file does not end with one."""
         sep = b"\n" if self.body and not self.body.endswith(b"\n") else b""
         return b"%s%s%.3f\n" % (sep, _AGE_HEAD, self.age(now))
 
-    def plain(self, now: float) -> bytes:
-        return self.body + self.suffix(now)
+    def plain_parts(self, now: float) -> tuple[memoryview, bytes]:
+        """The file's bytes (shared, not copied) and this request's age family."""
+        return memoryview(self.body), self.suffix(now)
 
-    def gzipped(self, now: float) -> bytes:
-        """The same bytes as plain(now), gzip-encoded: prefix + one final stored block + trailer."""
+    def gzip_parts(self, now: float) -> tuple[memoryview, bytes]:
+        """The same text as plain_parts(now), gzip-encoded: the shared prefix, then one final
+        stored block holding the age family, and the trailer."""
         tail = self.suffix(now)
         n = len(tail)  # always far below the 65535 bytes a stored block can hold
         crc = zlib.crc32(tail, self.crc)
-        return b"".join((self.gzip_prefix, b"\x01", struct.pack("<HH", n, n ^ 0xFFFF), tail,
-                         struct.pack("<II", crc, (len(self.body) + n) & 0xFFFFFFFF)))
+        return memoryview(self.gzip_prefix), b"".join((
+            b"\x01", struct.pack("<HH", n, n ^ 0xFFFF), tail,
+            struct.pack("<II", crc, (len(self.body) + n) & 0xFFFFFFFF)))
+
+    def plain(self, now: float) -> bytes:
+        return b"".join(self.plain_parts(now))
+
+    def gzipped(self, now: float) -> bytes:
+        return b"".join(self.gzip_parts(now))
 
 
 def _key(st: os.stat_result) -> StatKey:

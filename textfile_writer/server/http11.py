@@ -63,12 +63,46 @@ class Request:
         return self.headers.get(name)
 
 
-@dataclass(frozen=True)
+Chunk = bytes | memoryview
+# A body up to this size is copied after its head, to go out in one send; a larger one is sent
+# from its own buffers, which a cached file's responses share (see Response).
+_INLINE_BODY = 16384
+
+
+@dataclass(frozen=True, init=False)
 class Response:
+    """A status, headers and a body made of chunks.
+
+    The body is a tuple of buffers, never copied on its way to the socket: /metrics answers with a
+    memoryview of the cached file's bytes (shared by every connection that is sending that file
+    version) plus a few bytes of its own, so a thousand slow readers cost a thousand small
+    tails, not a thousand copies of the file.
+    """
+
     status: int
     headers: tuple[tuple[str, str], ...]
-    body: bytes
-    close: bool = False  # force Connection: close
+    parts: tuple[Chunk, ...]
+    close: bool  # force Connection: close
+
+    def __init__(self, status: int, headers: tuple[tuple[str, str], ...], body: Chunk | tuple[Chunk, ...],
+                 close: bool = False) -> None:
+        parts = (body,) if isinstance(body, (bytes, memoryview)) else body
+        for part in parts:  # len() of a memoryview counts items; every part must count bytes
+            if isinstance(part, memoryview) and part.itemsize != 1:
+                raise ValueError("a response body's memoryviews must be of bytes")
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "close", close)
+
+    @property
+    def length(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    @property
+    def body(self) -> bytes:
+        """The body as one bytes object: a copy, for tests and small bodies, never the send path."""
+        return b"".join(self.parts)
 
 
 def parse_request(head: bytes, limits: Limits) -> Request:
@@ -182,8 +216,9 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 def serialize(response: Response, head_only: bool, keep_alive: bool, version: str, date: str,
-              extra: Sequence[tuple[str, str]] = ()) -> bytes:
-    """Status line, headers and (unless `head_only`) the body, ready to send.
+              extra: Sequence[tuple[str, str]] = ()) -> tuple[Chunk, ...]:
+    """Status line, headers and (unless `head_only`) the body, ready to send, as chunks: the head
+    with a small body in one bytes object, a large body's buffers after it as they are.
 
     `extra` headers (from the web configuration) replace any of the response's own with the same name.
     """
@@ -195,13 +230,18 @@ def serialize(response: Response, head_only: bool, keep_alive: bool, version: st
             lines.append(f"{name}: {value}")
     for name, value in extra:
         lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(response.body)}")
+    length = response.length
+    lines.append(f"Content-Length: {length}")
     if not keep_alive:
         lines.append("Connection: close")
     elif version == "HTTP/1.0":
         lines.append("Connection: keep-alive")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + response.body
+    if head_only or not length:
+        return (head,)
+    if length <= _INLINE_BODY:
+        return (b"".join((head, *response.parts)),)
+    return (head, *response.parts)
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

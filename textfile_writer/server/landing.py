@@ -88,7 +88,9 @@ def render_page(summary: TextfileSummary | None, *, textfile: str, age_seconds: 
         facts = []
         if running is not None and total is not None:
             facts.append(f"{running:.0f} of {total:.0f} agents running")
-        if age_seconds is not None:
+        if age_seconds is not None and age_seconds < 0:
+            facts.append(f"file dated {format_duration(-age_seconds)} in the future")
+        elif age_seconds is not None:
             facts.append(f"file updated {format_duration(age_seconds)} ago")
         if summary.last_success is not None:
             facts.append(f"last successful run {_utc(summary.last_success)}")

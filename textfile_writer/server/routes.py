@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STALE_FACTOR = 3
+# How far ahead of our clock a file's mtime (or its last-success timestamp) may be before it is
+# called "future": the writer runs on this host, so any real skew is a clock jump or a planted
+# file; the second absorbs timestamps rounded up and a remote filesystem's clock.
+FUTURE_TOLERANCE = 1.0
 _ROUTES = frozenset({"/", "/metrics", "/health"})
 _KNOWN_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 _COMMON = (("X-Content-Type-Options", "nosniff"),)
@@ -114,27 +118,46 @@ class App:
         if req.path == "/metrics":
             if accepts_gzip(req.header("accept-encoding")):
                 return Response(200, (("Content-Type", METRICS_TYPE), ("Content-Encoding", "gzip"),
-                                      ("Vary", "Accept-Encoding"), *_COMMON), snap.gzipped(now))
+                                      ("Vary", "Accept-Encoding"), *_COMMON), snap.gzip_parts(now))
             return Response(200, (("Content-Type", METRICS_TYPE), ("Vary", "Accept-Encoding"), *_COMMON),
-                            snap.plain(now))
+                            snap.plain_parts(now))
         return self._health(snap, now)
+
+    def _verdict(self, snap: Snapshot, now: float) -> tuple[str, str | None]:
+        """("ok" | "stale" | "future", what is wrong for people): the one rule /health and the
+        landing page share. A future file is never ok: a clock that jumped back (or a planted
+        mtime) would otherwise report age 0 while the writer is dead."""
+        age = snap.age(now)
+        last = snap.summary.last_success
+        ahead = max(-age, 0.0 if last is None else last - now)
+        if ahead > FUTURE_TOLERANCE:
+            return "future", (f"The textfile is dated {format_duration(ahead)} in the future: this host's "
+                              "clock jumped back or the file's time was set ahead, so its age says "
+                              "nothing about whether the writer runs.")
+        since_success = None if last is None else now - last
+        if age > self.stale_after or (since_success is not None and since_success > self.stale_after):
+            return "stale", (f"The textfile is stale: last changed {format_duration(age)} ago, more than "
+                             f"{format_duration(self.stale_after)} (3 times the writer's interval). "
+                             "Is the writer's timer running?")
+        return "ok", None
 
     def _health(self, snap: Snapshot, now: float) -> Response:
         age = snap.age(now)
         last = snap.summary.last_success
-        since_success = None if last is None else max(0.0, now - last)
-        stale = age > self.stale_after or (since_success is not None and since_success > self.stale_after)
+        status, problem = self._verdict(snap, now)
         body = {
-            "status": "stale" if stale else "ok",
+            "status": status,
             "textfile": snap.path,
             "age_seconds": round(age, 3),
             "last_success_timestamp_seconds": last,
-            "seconds_since_last_success": None if since_success is None else round(since_success, 3),
+            "seconds_since_last_success": None if last is None else round(now - last, 3),
             "stale_after_seconds": self.stale_after,
             "agents_running": _int(snap.summary.scalars.get("agents_running_total")),
             "agents_total": _int(snap.summary.scalars.get("agents_total")),
         }
-        return _json(503 if stale else 200, body)
+        if problem is not None:
+            body["error"] = problem
+        return _json(200 if status == "ok" else 503, body)
 
     def _missing(self, req: Request, reason: str) -> Response:
         if req.path == "/health":
@@ -145,10 +168,8 @@ class App:
     def _landing(self, snap: Snapshot | None, problem: str | None) -> Response:
         now = self.clock()
         age = None if snap is None else snap.age(now)
-        if problem is None and age is not None and age > self.stale_after:
-            problem = (f"The textfile is stale: last changed {format_duration(age)} ago, more than "
-                       f"{format_duration(self.stale_after)} (3 times the writer's interval). "
-                       "Is the writer's timer running?")
+        if problem is None and snap is not None:
+            problem = self._verdict(snap, now)[1]
         page = render_page(None if snap is None else snap.summary, textfile=self.cache.path,
                            age_seconds=age, stale_after=self.stale_after, problem=problem,
                            version=f"agent-exporter {__version__}")

@@ -50,6 +50,10 @@ ALLOWED_HEADERS: Mapping[str, tuple[str, ...]] = {
     "X-Frame-Options": ("deny", "sameorigin"), "X-XSS-Protection": (), "Content-Security-Policy": (),
 }
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}\Z")
+# Every first-time login (and every wrong guess) costs one check of its user's hash, and checks
+# run one at a time: cost 12 is ~0.2 s on a 2-CPU host (13: ~0.5 s, 14: ~0.9 s, 31: days), so
+# above it a handful of logins would queue for seconds and a crafted file could stall start-up.
+MAX_BCRYPT_COST = 12
 _UNSUPPORTED = {
     "cert": "inline certificates are not supported; use cert_file",
     "key": "inline keys are not supported; use key_file",
@@ -196,6 +200,11 @@ def _users(nodes: Nodes, node: Any) -> dict[str, str]:
             raise nodes.fail(vnode, key,
                              "must be a bcrypt hash ($2b$10$... ; plaintext passwords are refused). "
                              "Make one with: htpasswd -nBC 10 '' | tr -d ':\\n'")
+        cost = int(value[4:6])
+        if cost > MAX_BCRYPT_COST:
+            raise nodes.fail(vnode, key,
+                             f"bcrypt cost {cost} is above {MAX_BCRYPT_COST}, the most this server accepts "
+                             "(each check would take seconds); make the hash with: htpasswd -nBC 10 ''")
         users[name] = value
     return users
 
@@ -249,15 +258,17 @@ def ssl_context(settings: TLSSettings, source: str) -> ssl.SSLContext:
 class BasicAuth:
     """Checks `Authorization: Basic` against bcrypt hashes, in the same time whether or not the user exists.
 
-    An unknown user is checked against a dummy hash of the same cost. Successful checks are
-    remembered (by a SHA-256 of the header, never the password itself) so a scraper that sends the
-    same credentials every few seconds costs one bcrypt, not one per scrape; failures are never
-    remembered, so guessing stays as slow as bcrypt. One bcrypt runs at a time.
+    An unknown user is checked against a dummy hash of the same cost. Verdicts are remembered (by
+    a SHA-256 of the header, never the password itself), in two bounded lists so a flood of
+    failures cannot push out a success: a scraper that sends the same credentials every few
+    seconds costs one bcrypt, not one per scrape, and a client that repeats a wrong password costs
+    one bcrypt, not one per request. Remembering a failure makes no new guess cheaper: every
+    password not tried yet still costs a whole bcrypt. One bcrypt runs at a time.
     """
 
     MAX_PASSWORD = 72  # bcrypt looks at no more; longer ones are refused, not truncated
 
-    def __init__(self, users: Mapping[str, str], remember: int = 256) -> None:
+    def __init__(self, users: Mapping[str, str], remember: int = 256, remember_failures: int = 4096) -> None:
         import hashlib  # here: it costs the server ~3.5 MB of RSS, worth it only with users
 
         import bcrypt
@@ -268,7 +279,9 @@ class BasicAuth:
         cost = max((int(h[4:6]) for h in users.values()), default=10)
         self._dummy = bcrypt.hashpw(b"agent-exporter: no such user", bcrypt.gensalt(cost))
         self._remember = remember
+        self._remember_failures = remember_failures
         self._ok: OrderedDict[bytes, None] = OrderedDict()
+        self._bad: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
         self._bcrypt_lock = threading.Lock()
 
@@ -295,12 +308,16 @@ class BasicAuth:
         return self._sha256(header.encode("latin-1")).digest()
 
     def known_good(self, header: str | None) -> bool | None:
-        """True: verified before; False: refuse now (no or malformed credentials); None: verify()."""
+        """True: verified before; False: refuse now (no or malformed credentials, or these exact
+        ones failed before); None: only verify() can tell."""
         if self.credentials(header) is None:
             return False
         assert header is not None
+        key = self._memo_key(header)
         with self._lock:
-            return True if self._memo_key(header) in self._ok else None
+            if key in self._ok:
+                return True
+            return False if key in self._bad else None
 
     def verify(self, header: str | None) -> bool:
         creds = self.credentials(header)
@@ -316,13 +333,13 @@ class BasicAuth:
                 ok = self._bcrypt.checkpw(password[:self.MAX_PASSWORD], hashed)
             except ValueError:  # e.g. a NUL byte in the password
                 ok = False
-        if not ok or stored is None or too_long:
-            return False
+        ok = ok and stored is not None and not too_long
+        memo, size = (self._ok, self._remember) if ok else (self._bad, self._remember_failures)
         with self._lock:
-            self._ok[self._memo_key(header)] = None
-            while len(self._ok) > self._remember:
-                self._ok.popitem(last=False)
-        return True
+            memo[self._memo_key(header)] = None
+            while len(memo) > size:
+                memo.popitem(last=False)
+        return ok
 
 
 @dataclass(frozen=True)

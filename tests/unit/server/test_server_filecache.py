@@ -64,7 +64,7 @@ def test_age_comes_from_the_mtime(tmp_path: Path) -> None:
     write_textfile(path, b"a 1\n", mtime=1_700_000_000.25)
     snap = TextfileCache(str(path)).load()
     assert snap.age(1_700_000_010.25) == pytest.approx(10.0)
-    assert snap.age(1_600_000_000) == 0.0  # a file from the future is not negative age
+    assert snap.age(1_699_999_990.25) == pytest.approx(-10.0)  # a file from the future: said as it is
     assert re.search(rb"agent_exporter_textfile_age_seconds 10.000\n$", snap.plain(1_700_000_010.25))
 
 

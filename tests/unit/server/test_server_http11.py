@@ -126,14 +126,14 @@ def test_serialize_exact_bytes() -> None:
     out = serialize(resp, head_only=False, keep_alive=True, version="HTTP/1.1", date="D",
                     extra=(("X-Frame-Options", "deny"),))
     assert out == (b"HTTP/1.1 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\nX-Frame-Options: deny\r\n"
-                   b"Content-Length: 6\r\n\r\nhello\n")
+                   b"Content-Length: 6\r\n\r\nhello\n",)  # a small body goes out with its head
 
 
 def test_serialize_head_close_and_http10() -> None:
     resp = text_response(404, "404 page not found")
-    head = serialize(resp, head_only=True, keep_alive=False, version="HTTP/1.1", date="D")
+    (head,) = serialize(resp, head_only=True, keep_alive=False, version="HTTP/1.1", date="D")
     assert head.endswith(b"Content-Length: 19\r\nConnection: close\r\n\r\n")
-    keep10 = serialize(resp, head_only=False, keep_alive=True, version="HTTP/1.0", date="D")
+    (keep10,) = serialize(resp, head_only=False, keep_alive=True, version="HTTP/1.0", date="D")
     assert b"\r\nConnection: keep-alive\r\n\r\n404 page not found\n" in keep10
 
 

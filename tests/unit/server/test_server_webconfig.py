@@ -149,13 +149,19 @@ def test_basic_auth_right_wrong_unknown_and_malformed() -> None:
         assert not auth.verify(header)
 
 
-def test_successes_are_remembered_failures_are_not() -> None:
-    auth = BasicAuth({"prometheus": bcrypt_hash("s3cret", 4)}, remember=2)
+def test_verdicts_are_remembered_in_two_bounded_lists() -> None:
+    auth = BasicAuth({"prometheus": bcrypt_hash("s3cret", 4)}, remember=2, remember_failures=2)
     good, bad = basic("prometheus", "s3cret"), basic("prometheus", "nope")
     assert auth.known_good(good) is None
     assert auth.verify(good)
     assert auth.known_good(good) is True
-    assert not auth.verify(bad) and auth.known_good(bad) is None
+    # a repeated wrong password costs no second bcrypt; a new guess still does
+    assert auth.known_good(bad) is None and not auth.verify(bad) and auth.known_good(bad) is False
+    assert auth.known_good(basic("prometheus", "nope2")) is None
+    # failures fill their own list: they never push out a success
+    for i in range(5):
+        assert not auth.verify(basic("prometheus", f"guess{i}"))
+    assert auth.known_good(good) is True and auth.known_good(bad) is None
     # bounded: the oldest success is forgotten
     other = BasicAuth({"a": bcrypt_hash("1", 4), "b": bcrypt_hash("2", 4), "c": bcrypt_hash("3", 4)}, remember=2)
     for u, p in (("a", "1"), ("b", "2"), ("c", "3")):
