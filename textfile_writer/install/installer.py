@@ -27,7 +27,7 @@ from ..proc import Runner, run
 from ..textfile import atomic_write
 from . import units
 from .commands import TIMEOUT, Commands, Say
-from .manifest import MANIFEST, Manifest, sha256
+from .manifest import MANIFEST, Manifest, read_installed, sha256
 from .request import Request, render, service_user_problem
 
 NOLOGIN = "/usr/sbin/nologin"
@@ -209,7 +209,7 @@ class Installer:
     def write_units(self, manifest: Manifest, rendered: dict[str, str]) -> Manifest:
         if self.group != self.req.group:  # the directory's own group, found above
             rendered = render(self.req._replace(group=self.group))
-        current = {name: _read(os.path.join(self.req.unit_dir, name)) for name in rendered}
+        current = {name: read_installed(os.path.join(self.req.unit_dir, name)) for name in rendered}
         for name, text in current.items():
             if text is not None and name not in manifest.units:  # checked for all before writing any
                 raise InstallError(f"{os.path.join(self.req.unit_dir, name)} exists and was not written by "
@@ -292,13 +292,3 @@ def dry_run(req: Request, say: Say = print) -> None:
         problem = service_user_problem(req)
         if problem:
             say(f"# warning: install would refuse: the services' users could not use {problem}")
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InstallError(f"cannot read {path}: {exc}") from None

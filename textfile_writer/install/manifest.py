@@ -8,9 +8,11 @@ import json
 from typing import Any, NamedTuple
 
 from ..errors import InstallError
+from ..files import read_regular
 
 MANIFEST = "agent-exporter.install.json"
 MANIFEST_FORMAT = 1
+MAX_BYTES = 1 << 20  # a unit or the manifest is a few KiB
 
 
 class Manifest(NamedTuple):
@@ -29,12 +31,12 @@ class Manifest(NamedTuple):
 
     @classmethod
     def load(cls, path: str) -> Manifest | None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
+        text = read_installed(path)
+        if text is None:
             return None
-        except (OSError, ValueError) as exc:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
             raise InstallError(f"cannot read {path}: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
             raise InstallError(f"{path} is not a manifest this version of agent-exporter understands")
@@ -52,3 +54,14 @@ class Manifest(NamedTuple):
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_installed(path: str) -> str | None:
+    """A file install wrote (a unit, the manifest): its text, or None when it is not there. Read as
+    any file we read (files.py): no FIFO, device or symbolic link in its place, at most MAX_BYTES."""
+    try:
+        return read_regular(path, MAX_BYTES, follow=False).decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InstallError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None

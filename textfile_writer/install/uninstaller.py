@@ -14,7 +14,7 @@ from ..proc import Runner, run
 from ..textfile import RunLock
 from . import units
 from .commands import TIMEOUT, Commands, Say
-from .manifest import MANIFEST, Manifest, sha256
+from .manifest import MANIFEST, Manifest, read_installed, sha256
 
 
 class Uninstaller:
@@ -150,11 +150,10 @@ class Uninstaller:
     def remove_units(self, manifest: Manifest) -> None:
         for name, digest in manifest.units.items():
             path = os.path.join(self.unit_dir, name)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    edited = sha256(f.read()) != digest
-            except FileNotFoundError:
+            text = read_installed(path)
+            if text is None:
                 continue
+            edited = sha256(text) != digest
             os.unlink(path)
             self.say(f"  removed {path}" + (" (it had been edited since install)" if edited else ""))
         _unlink(os.path.join(self.unit_dir, MANIFEST))
