@@ -82,7 +82,7 @@ def run(argv: Sequence[str], timeout: float, max_output: int = MAX_OUTPUT) -> Co
         status = _wait(pid, deadline)
     except TimeoutError:
         _kill(pid)
-        raise CommandError(f"{what} timed out after {timeout:g}s (is D-Bus or the systemd manager hung?)") from None
+        raise CommandError(f"{what} timed out after {timeout:.3g}s (is D-Bus or the systemd manager hung?)") from None
     except _TooMuchOutput:
         _kill(pid)
         size = f"{max_output >> 20} MiB" if max_output % (1 << 20) == 0 else f"{max_output} bytes"
