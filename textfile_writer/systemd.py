@@ -35,14 +35,14 @@ OWN_SERVICES = frozenset({WRITER_SERVICE, SERVER_SERVICE})
 
 UnitProperties = Mapping[str, str]
 
-# systemd 252 spends per unit 1.2 ms in `show` for an absent unit, 5.5 ms for one it must load
+# systemd 252 spends per unit 1.2 ms in `show` for an absent unit, 5.5-8 ms for one it must load
 # from disk, and ~3 ms in `list-unit-files` per matching file (2 shared CPUs under load, 2000-10000
-# units): 10 ms leaves room for a busier host.
+# units); with the base timeout on top, 10 ms leaves room for a busier host.
 PER_UNIT_SECONDS = 0.01
 # All systemctl calls of one run end by then (or by --timeout, if that is longer): with the lock
-# wait (--timeout, 5 s by default) it stays below the writer unit's TimeoutStartSec=60s, so a slow
+# wait (--timeout, 5 s by default) it stays below the writer unit's TimeoutStartSec=90s, so a slow
 # manager makes a clean one-line failure, not a killed run.
-CEILING_SECONDS = 45.0
+CEILING_SECONDS = 75.0
 # Per call: a batch's timeout stays a sensible size, and its argv far below ARG_MAX (2 MiB on
 # Linux, environment included) whatever the names' length.
 SHOW_BATCH = 1000
