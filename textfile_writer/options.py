@@ -25,6 +25,7 @@ from .defaults import (
 )
 from .errors import ConfigError
 from .files import path_problem
+from .systemd import CEILING_SECONDS, PER_UNIT_SECONDS
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -54,8 +55,9 @@ COMMON = (
            f"where the previous CPU counters are kept (default: $STATE_DIRECTORY, else {SYSTEM_STATE_DIR} "
            f"for root, else $XDG_STATE_HOME/{STATE_DIRECTORY})"),
     Option("--timeout", "timeout", "SECONDS",
-           f"how long one systemctl call (and waiting for the lock) may take (default: "
-           f"{DEFAULT_TIMEOUT:g})"),
+           f"how long waiting for the lock, and one systemctl call, may take; a call gets "
+           f"{PER_UNIT_SECONDS * 1000:g} ms more per unit it asks about, and all of a run's calls end by "
+           f"{CEILING_SECONDS:g} s, or SECONDS if longer (default: {DEFAULT_TIMEOUT:g})"),
 )
 _BY_FLAG = {o.flag: o for o in COMMON}
 _BY_DEST = {o.dest: o for o in COMMON}

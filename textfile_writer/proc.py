@@ -2,7 +2,8 @@
 
 Arguments are a list (never a shell string), the locale is C so output parses the same everywhere,
 output is captured, a timeout bounds every call, and a non-zero exit is returned, not raised: the
-caller decides what it means.
+caller decides what it means. What is read from a child is capped (MAX_OUTPUT): a child that floods
+its output is killed, and the call fails, before it can grow the caller's memory without bound.
 
 It is built on os.posix_spawnp and poll rather than the subprocess module: the writer runs every
 10 seconds on every host, and importing subprocess (threading, selectors, ...) costs more than
@@ -32,6 +33,15 @@ class Completed(NamedTuple):
         return lines[0] if lines else f"exit status {self.returncode}"
 
 
+MAX_OUTPUT = 16 * 1024 * 1024
+"""Bytes read from one child, stdout and stderr together. systemctl's largest answer here, `show` for
+a batch of units (systemd.SHOW_BATCH), or `list-units` over thousands, is a few MB at most."""
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
 Runner = Callable[[Sequence[str], float], Completed]
 """(argv, timeout seconds) -> Completed. Tests and callers may pass their own."""
 
@@ -46,8 +56,9 @@ def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(argv: Sequence[str], timeout: float) -> Completed:
-    """Run argv with LC_ALL=C and a timeout. Raises CommandError only if it cannot run or times out."""
+def run(argv: Sequence[str], timeout: float, max_output: int = MAX_OUTPUT) -> Completed:
+    """Run argv with LC_ALL=C and a timeout. Raises CommandError only if it cannot run, times out or
+    writes more than max_output bytes."""
     args = tuple(argv)
     out_r, out_w = os.pipe()  # close-on-exec: the child keeps only its dup2'ed copies
     err_r, err_w = os.pipe()
@@ -65,16 +76,17 @@ def run(argv: Sequence[str], timeout: float) -> Completed:
     os.close(out_w)
     os.close(err_w)
     deadline = time.monotonic() + timeout
+    what = " ".join(args[:2])
     try:
-        out, err = _read_until_eof(out_r, err_r, deadline)
+        out, err = _read_until_eof(out_r, err_r, deadline, max_output)
         status = _wait(pid, deadline)
     except TimeoutError:
-        import signal
-
-        os.killpg(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        what = " ".join(args[:2])
-        raise CommandError(f"{what} timed out after {timeout:g}s (is D-Bus or the systemd manager hung?)") from None
+        _kill(pid)
+        raise CommandError(f"{what} timed out after {timeout:.3g}s (is D-Bus or the systemd manager hung?)") from None
+    except _TooMuchOutput:
+        _kill(pid)
+        size = f"{max_output >> 20} MiB" if max_output % (1 << 20) == 0 else f"{max_output} bytes"
+        raise CommandError(f"{what} wrote more than {size} of output; stopped it") from None
     finally:
         os.close(out_r)
         os.close(err_r)
@@ -82,24 +94,36 @@ def run(argv: Sequence[str], timeout: float) -> Completed:
                      err.decode(errors="surrogateescape"))
 
 
-def _read_until_eof(out_fd: int, err_fd: int, deadline: float) -> tuple[bytes, bytes]:
-    chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
+def _kill(pid: int) -> None:
+    import signal
+
+    os.killpg(pid, signal.SIGKILL)  # the whole session: setsid made the child its leader
+    os.waitpid(pid, 0)
+
+
+def _read_until_eof(out_fd: int, err_fd: int, deadline: float, max_output: int) -> tuple[bytearray, bytearray]:
+    buffers = {out_fd: bytearray(), err_fd: bytearray()}
     poller = select.poll()
-    for fd in chunks:
+    for fd in buffers:
         poller.register(fd, select.POLLIN)
-    open_fds = len(chunks)
+    open_fds = len(buffers)
+    total = 0
     while open_fds:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
         for fd, _event in poller.poll(left * 1000):
-            data = os.read(fd, 65536)
+            # never more than one byte past the cap: that byte is what proves the cap was passed
+            data = os.read(fd, min(65536, max_output + 1 - total))
             if data:
-                chunks[fd].append(data)
+                buffers[fd] += data
+                total += len(data)
+                if total > max_output:
+                    raise _TooMuchOutput
             else:
                 poller.unregister(fd)
                 open_fds -= 1
-    return b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
+    return buffers[out_fd], buffers[err_fd]
 
 
 def _wait(pid: int, deadline: float) -> int:

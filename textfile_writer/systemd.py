@@ -6,11 +6,18 @@ patterns, by `list-units` (loaded units: running, failed, or running although th
 and `list-unit-files` (installed units that are not loaded). `show` gets exact names, never the
 patterns: a pattern would repeat every loaded unit that is also named, doubling show's work.
 Blocks are matched to units by Id and Names (an alias answers with its unit's Id), once each.
+
+Sizes. Names and patterns go to systemctl in batches (at most SHOW_BATCH names and ARGV_BYTES of
+them per call), so no configuration meets the kernel's argument limit (E2BIG). Each call's timeout
+is a Budget: the base timeout (--timeout) plus PER_UNIT_SECONDS for every unit it asks about, and
+all the calls of one run end by CEILING_SECONDS, below the writer unit's TimeoutStartSec=.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 from .defaults import SERVER_SERVICE, WRITER_SERVICE
 from .errors import SystemdError
@@ -28,6 +35,58 @@ OWN_SERVICES = frozenset({WRITER_SERVICE, SERVER_SERVICE})
 
 UnitProperties = Mapping[str, str]
 
+# systemd 252 spends per unit 1.2 ms in `show` for an absent unit, 5.5-8 ms for one it must load
+# from disk, and ~3 ms in `list-unit-files` per matching file (2 shared CPUs under load, 2000-10000
+# units); with the base timeout on top, 10 ms leaves room for a busier host.
+PER_UNIT_SECONDS = 0.01
+# All systemctl calls of one run end by then (or by --timeout, if that is longer): with the lock
+# wait (--timeout, 5 s by default) it stays below the writer unit's TimeoutStartSec=90s, so a slow
+# manager makes a clean one-line failure, not a killed run.
+CEILING_SECONDS = 75.0
+# Per call: a batch's timeout stays a sensible size, and its argv far below ARG_MAX (2 MiB on
+# Linux, environment included) whatever the names' length.
+SHOW_BATCH = 1000
+ARGV_BYTES = 128 * 1024
+
+
+class Budget(NamedTuple):
+    """How long each systemctl call of one run may take: `base` seconds plus PER_UNIT_SECONDS per
+    unit it asks about, and never past `deadline` (on `clock`), the run's ceiling."""
+
+    base: float
+    deadline: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def start(cls, base: float, clock: Callable[[], float] = time.monotonic) -> Budget:
+        return cls(base, clock() + max(base, CEILING_SECONDS), clock)
+
+    def left(self) -> float:
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise SystemdError(f"systemctl calls took more than {max(self.base, CEILING_SECONDS):g}s in "
+                               "this run (is the systemd manager overloaded?)")
+        return left
+
+    def for_units(self, count: int) -> float:
+        return min(self.base + PER_UNIT_SECONDS * count, self.left())
+
+
+def batches(words: Sequence[str], size: int = SHOW_BATCH, max_bytes: int = ARGV_BYTES) -> Iterator[list[str]]:
+    """words in order, cut into lists of at most `size` words and `max_bytes` of argv (a word's
+    bytes and its NUL); a longer word still goes alone (systemd refuses it, not the kernel)."""
+    batch: list[str] = []
+    used = 0
+    for word in words:
+        cost = len(word.encode("utf-8", "surrogatepass")) + 1
+        if batch and (len(batch) >= size or used + cost > max_bytes):
+            yield batch
+            batch, used = [], 0
+        batch.append(word)
+        used += cost
+    if batch:
+        yield batch
+
 
 def systemctl(scope: str, *args: str) -> list[str]:
     return ["systemctl", f"--{scope}", "--no-pager", *args]
@@ -39,50 +98,65 @@ def _checked(done: Completed, what: str) -> str:
     return done.stdout
 
 
-def discover(scope: str, patterns: Sequence[str], runner: Runner, timeout: float) -> list[str]:
+def discover(scope: str, patterns: Sequence[str], runner: Runner, budget: Budget) -> list[str]:
     """Units matching the patterns that are loaded (any state) or installed; templates and our own
-    services left out."""
-    if not patterns:
-        return []
-    loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--",
-                              *patterns), timeout)
-    files = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *patterns), timeout)
-    names = parse_first_column(_checked(loaded, "list-units"))
-    if not (files.returncode == 1 and not files.stdout.strip() and not files.stderr.strip()):
-        # (exit 1 with no output at all is list-unit-files' answer for "nothing matches", systemd 252)
-        names += parse_first_column(_checked(files, "list-unit-files"))
+    services left out.
+
+    list-units answers from memory (the base timeout is plenty); list-unit-files reads every
+    matching file and cannot be sized before it has counted them: it may take what is left of the
+    run's budget.
+    """
+    names: list[str] = []
+    for group in batches(patterns):
+        loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--",
+                                  *group), budget.for_units(0))
+        names += parse_first_column(_checked(loaded, "list-units"))
+    for group in batches(patterns):
+        files = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *group), budget.left())
+        if not (files.returncode == 1 and not files.stdout.strip() and not files.stderr.strip()):
+            # (exit 1 with no output at all is list-unit-files' answer for "nothing matches", systemd 252)
+            names += parse_first_column(_checked(files, "list-unit-files"))
     return sorted({n for n in names if "@." not in n and n not in OWN_SERVICES})
 
 
 def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner,
-          timeout: float) -> tuple[list[dict[str, str]], list[tuple[str, dict[str, str]]]]:
+          timeout: float, clock: Callable[[], float] = time.monotonic
+          ) -> tuple[list[dict[str, str]], list[tuple[str, dict[str, str]]]]:
     """Properties of the explicit units (in their order) and of every other unit the patterns find.
 
-    Returns (one mapping per explicit unit, [(unit, mapping)] for discovered units sorted by name).
+    `timeout` is the base of the run's Budget. Returns (one mapping per explicit unit,
+    [(unit, mapping)] for discovered units sorted by name).
     """
+    budget = Budget.start(timeout, clock)
     wanted = set(explicit)
-    names = [*explicit, *(u for u in discover(scope, patterns, runner, timeout) if u not in wanted)]
-    if not names:
-        return [], []
-    done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--", *names), timeout)
-    return match_blocks(explicit, parse_show(_checked(done, "show")))
+    names = [*explicit, *(u for u in discover(scope, patterns, runner, budget) if u not in wanted)]
+    blocks: list[dict[str, str]] = []
+    for group in batches(names):
+        done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--", *group),
+                      budget.for_units(len(group)))
+        blocks += parse_show(_checked(done, "show"))
+    return match_blocks(explicit, blocks)
 
 
 def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
                  ) -> tuple[list[dict[str, str]], list[tuple[str, dict[str, str]]]]:
-    """Give each explicit unit its block (by Id or one of its Names); the rest by Id, once each."""
+    """Give each explicit unit its block (the first unused one whose Id or Names has it); the rest
+    by Id, once each. Blocks are indexed by name first: thousands of agents stay linear."""
+    by_name: dict[str, list[int]] = {}
+    for i, block in enumerate(blocks):
+        for name in dict.fromkeys([block.get("Id", ""), *split_names(block.get("Names", ""))]):
+            if name:
+                by_name.setdefault(name, []).append(i)
     used: set[int] = set()
     seen_ids: set[str] = set()
     mine: list[dict[str, str]] = []
     for unit in explicit:
-        for i, block in enumerate(blocks):
-            if i not in used and (block.get("Id") == unit or unit in split_names(block.get("Names", ""))):
-                used.add(i)
-                seen_ids.add(block.get("Id", unit))
-                mine.append(block)
-                break
-        else:
+        found = next((j for j in by_name.get(unit, ()) if j not in used), None)
+        if found is None:
             raise SystemdError(f"systemctl show gave no answer for {unit}")
+        used.add(found)
+        seen_ids.add(blocks[found].get("Id", unit))
+        mine.append(blocks[found])
     others: dict[str, dict[str, str]] = {}
     for i, block in enumerate(blocks):
         unit = block.get("Id", "")

@@ -13,6 +13,7 @@ from .. import configfile
 from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, user_state_home
 from ..defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
 from ..defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
+from ..errors import UnitError
 from . import units
 from .commands import Say
 
@@ -100,7 +101,8 @@ def interpreter_of(path: str) -> str | None:
         return None
     if not first.startswith(b"#!"):
         return None
-    words = first[2:].decode(errors="replace").split()
+    # The kernel reads the line as a C string: it ends at a NUL.
+    words = first[2:].split(b"\0")[0].decode(errors="replace").split()
     return words[0] if words else None
 
 
@@ -123,12 +125,21 @@ def needed_paths(req: Request) -> list[str]:
 
 
 def params(req: Request) -> units.UnitParams:
-    sandbox = units.sandbox_for(needed_paths(req))
-    return units.UnitParams(
+    """The units' parameters: every value checked (units.validate) before any path is looked at on
+    the file system, then the sandbox those paths need."""
+    checked = units.validate(units.UnitParams(
         scope=req.scope, command=req.command, textfile_dir=req.textfile_dir,
         textfile_name=req.textfile_name, interval_seconds=req.interval_seconds,
         listen_address=req.listen_address, config=req.config, web_config=req.web_config,
-        group=req.group, user=req.user, protect_home=sandbox.protect_home, protect_home_note=sandbox.protect_home_note,
+        group=req.group, user=req.user))
+    for label, path in (("XDG_RUNTIME_DIR", req.runtime_dir), ("XDG_CONFIG_HOME", req.config_home),
+                        ("XDG_STATE_HOME", req.state_home)):
+        # Only the sandbox's comment names these, escaped; they must still be paths.
+        if path is not None and (not os.path.isabs(path) or "\0" in path):
+            raise UnitError(label, f"must be an absolute path, got {units.shown(path)}")
+    sandbox = units.sandbox_for(needed_paths(req))
+    return checked._replace(
+        protect_home=sandbox.protect_home, protect_home_note=sandbox.protect_home_note,
         private_tmp=sandbox.private_tmp, private_tmp_note=sandbox.private_tmp_note)
 
 

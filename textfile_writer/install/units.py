@@ -12,6 +12,7 @@ empty disappears.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -51,6 +52,9 @@ TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - PrivateTmp=yes replaces these
 # Paths go into ExecStart=, ReadWritePaths= and Description=, which quote, unescape and expand
 # %-specifiers differently; a path made of these characters means the same in all of them.
 _SAFE_PATH = re.compile(r"[A-Za-z0-9/._+:@,~=-]+\Z")
+# systemd refuses a longer path (PATH_MAX with its NUL) or a longer name in it (NAME_MAX).
+MAX_PATH = 4095
+MAX_NAME = 255
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 # User and group names that useradd/groupadd accept by default and that need no quoting in a unit.
 _ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
@@ -102,50 +106,110 @@ def sandbox_for(needed: Sequence[str]) -> Sandbox:
     protect_home, home_note = "yes", ""
     if home:
         protect_home = "read-only"
-        home_note = ("# read-only, not yes: the service needs " + ", ".join(sorted({p for p, _ in home}))
-                     + " (yes would hide " + ", ".join(sorted({r for _, r in home})) + ")")
+        home_note = note("# read-only, not yes: the service needs {} (yes would hide "
+                         + ", ".join(sorted({r for _, r in home})) + ")", sorted({p for p, _ in home}))
     private_tmp, tmp_note = True, ""
     if tmp:
         private_tmp = False
-        tmp_note = ("# no: the service needs " + ", ".join(sorted({p for p, _ in tmp}))
-                    + " (a private /tmp would hide it)")
+        tmp_note = note("# no: the service needs {} (a private /tmp would hide it)", sorted({p for p, _ in tmp}))
     return Sandbox(protect_home, home_note, private_tmp, tmp_note)
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A value in an error message: quoted, escaped (one line whatever it holds), and cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def check_path(label: str, path: str) -> str:
+    """An absolute path in the safe alphabet and within systemd's limits, normalized."""
     if not os.path.isabs(path):
-        raise UnitError(label, f"must be an absolute path, got {path!r}")
+        raise UnitError(label, f"must be an absolute path, got {shown(path)}")
     if not _SAFE_PATH.match(path):
-        raise UnitError(label, f"{path!r} has characters that unit files would have to quote or "
+        raise UnitError(label, f"{shown(path)} has characters that unit files would have to quote or "
                         "escape (use only letters, digits and / . _ - + : @ , ~ =)")
-    return os.path.normpath(path)
+    path = "/" + os.path.normpath(path).lstrip("/")  # normpath keeps a leading "//"
+    if len(path) > MAX_PATH or max(len(name) for name in path.split("/")) > MAX_NAME:
+        raise UnitError(label, f"{shown(path)} is longer than systemd takes ({MAX_PATH} characters, "
+                        f"{MAX_NAME} per name)")
+    return path
 
 
 def check_listen_address(address: str) -> str:
-    """HOST:PORT with an IP literal host ([::1]:9200 for IPv6): what ListenStream= binds."""
+    """HOST:PORT with an IP literal host ([::1]:9200 for IPv6): what ListenStream= binds.
+
+    Returned rebuilt from the parsed address and port, so no character of the input reaches the
+    unit unparsed. IPv6 scope IDs (fe80::1%eth0) are refused: ListenStream= cannot parse them
+    (systemd 252), and "%" starts a specifier in a unit file.
+    """
     try:
         host, port = split_listen_address(address)
     except ValueError as exc:
-        raise UnitError("--web.listen-address", f"{exc}, got {address!r}") from None
+        raise UnitError("--web.listen-address", f"{exc}, got {shown(address)}") from None
     if port == 0:
-        raise UnitError("--web.listen-address", f"the port must be from 1 to 65535, got {address!r}")
+        raise UnitError("--web.listen-address", f"the port must be from 1 to 65535, got {shown(address)}")
+    if "%" in host:
+        raise UnitError("--web.listen-address", f"an IPv6 scope ID (%...) cannot go into ListenStream=; give "
+                        f"the address alone, got {shown(address)}")
     try:
-        ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(host)
     except ValueError:
         raise UnitError("--web.listen-address", f"the host must be an IP address (systemd does not resolve "
-                        f"names for ListenStream=), got {host!r}") from None
-    return address
+                        f"names for ListenStream=), got {shown(host)}") from None
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def check_interval(seconds: float) -> float:
+    """The timer's period, kept to the millisecond so that its text in the units is exact."""
+    if not (math.isfinite(seconds) and MIN_INTERVAL <= round(seconds, 3) <= MAX_INTERVAL_SECONDS):
+        raise UnitError("--interval", f"must be from {MIN_INTERVAL:g} to {MAX_INTERVAL_SECONDS:g} seconds, "
+                        f"got {seconds:g}")
+    return round(seconds, 3)
+
+
+def format_number(seconds: float) -> str:
+    """A validated interval as the units write it: at most three decimals, no exponent."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
 def format_seconds(seconds: float) -> str:
-    return f"{seconds:g}s"
+    return format_number(seconds) + "s"
+
+
+def line_problem(value: str) -> str | None:
+    """Why `value` cannot be put into a line of a unit file as it is, or None.
+
+    systemd ends a line at \\n, \\r or NUL, joins a line ending in a backslash to the next one (a
+    comment too), and expands %-specifiers in most values: any of these would let a value write
+    directives of its own, or swallow the template's.
+    """
+    if not (value.isascii() and value.isprintable()):
+        return "holds a line break, a control or a non-ASCII character"
+    if "%" in value:
+        return "holds a % (a systemd specifier)"
+    if value.endswith("\\"):
+        return "ends in a backslash (it would continue the line)"
+    return None
+
+
+def note(text: str, paths: Iterable[str]) -> str:
+    """A comment line naming paths; a path outside the safe alphabet is shown escaped."""
+    shown_paths = (p if _SAFE_PATH.match(p) else ascii(p).replace("%", "\\x25") for p in paths)
+    return text.format(", ".join(shown_paths))
+
+
+def check_note(label: str, text: str) -> str:
+    problem = line_problem(text)
+    if text and (problem or not text.startswith("# ")):
+        raise UnitError(label, f"must be one comment line ('# ...'): {problem or 'no #'}, got {shown(text)}")
+    return text
 
 
 def exec_line(argv: Sequence[str]) -> str:
     """An ExecStart= value; every argument is already a safe path or a plain word."""
     for arg in argv:
         if not _SAFE_PATH.match(arg):
-            raise UnitError("ExecStart", f"argument {arg!r} would need quoting in a unit file")
+            raise UnitError("ExecStart", f"argument {shown(arg)} would need quoting in a unit file")
     return " ".join(argv)
 
 
@@ -161,36 +225,42 @@ def serve_command(p: UnitParams) -> list[str]:
     # The textfile and the interval are given explicitly: the server need not read the writer's
     # configuration (which its unprivileged user may not be allowed to read).
     argv = [*p.command, "serve", "--textfile", os.path.join(p.textfile_dir, p.textfile_name),
-            "--interval-seconds", f"{p.interval_seconds:g}"]
+            "--interval-seconds", format_number(p.interval_seconds)]
     if p.web_config:
         argv += ["--web.config.file", p.web_config]
     return argv
 
 
 def validate(p: UnitParams) -> UnitParams:
+    """Every field that reaches a unit checked against a strict grammar (UnitError names the first
+    that fails), and returned in the form the units write."""
     if p.scope not in ("user", "system"):
-        raise UnitError("--scope", f"must be 'user' or 'system', got {p.scope!r}")
-    if not MIN_INTERVAL <= p.interval_seconds <= MAX_INTERVAL_SECONDS:
-        raise UnitError("--interval", f"must be from {MIN_INTERVAL:g} to {MAX_INTERVAL_SECONDS:g} seconds, "
-                        f"got {p.interval_seconds:g}")
-    problem = textfile_name_problem(p.textfile_name)
-    if problem is None and not _SAFE_PATH.match(p.textfile_name):
-        problem = f"has characters that unit files would have to quote, got {p.textfile_name!r}"
+        raise UnitError("--scope", f"must be 'user' or 'system', got {shown(p.scope)}")
+    problem = None
+    if not _SAFE_PATH.match(p.textfile_name) or len(p.textfile_name) > MAX_NAME:
+        problem = f"must be at most {MAX_NAME} letters, digits and . _ - + : @ , ~ =, got {shown(p.textfile_name)}"
+    problem = problem or textfile_name_problem(p.textfile_name)
     if problem:
         raise UnitError("--textfile-name", problem)
     if p.protect_home not in ("yes", "read-only"):
-        raise UnitError("ProtectHome", f"must be yes or read-only, got {p.protect_home!r}")
+        raise UnitError("ProtectHome", f"must be yes or read-only, got {shown(p.protect_home)}")
     if not _ACCOUNT_NAME.match(p.group):
-        raise UnitError("--group", f"not a valid group name: {p.group!r}")
+        raise UnitError("--group", f"not a valid group name: {shown(p.group)}")
     if not _ACCOUNT_NAME.match(p.user):
-        raise UnitError("--user", f"not a valid user name: {p.user!r}")
+        raise UnitError("--user", f"not a valid user name: {shown(p.user)}")
+    if not p.command:
+        raise UnitError("the agent-exporter executable", "no command given")
+    textfile_dir = check_path("--textfile-dir", p.textfile_dir)
+    check_path("--textfile-name", os.path.join(textfile_dir, p.textfile_name))  # the joined path's length
     return p._replace(
-        textfile_dir=check_path("--textfile-dir", p.textfile_dir),
+        textfile_dir=textfile_dir,
+        interval_seconds=check_interval(p.interval_seconds),
         config=None if p.config is None else check_path("--config", p.config),
         web_config=None if p.web_config is None else check_path("--web.config.file", p.web_config),
-        command=tuple(check_path("the agent-exporter executable", c) if i == 0 else c
-                      for i, c in enumerate(p.command)),
+        command=(check_path("the agent-exporter executable", p.command[0]), *p.command[1:]),
         listen_address=check_listen_address(p.listen_address),
+        protect_home_note=check_note("ProtectHome's note", p.protect_home_note),
+        private_tmp_note=check_note("PrivateTmp's note", p.private_tmp_note),
     )
 
 
@@ -239,6 +309,10 @@ def render_template(text: str, scope: str, fill: dict[str, str]) -> str:
 def _fill(fill: dict[str, str], name: str) -> str:
     if name not in fill:
         raise KeyError(f"template placeholder @{name}@ has no value")
+    # The last guard, whatever validate() let through: a value never leaves its line.
+    problem = line_problem(fill[name])
+    if problem:
+        raise UnitError(f"@{name}@", f"{problem}, got {shown(fill[name])}")
     return fill[name]
 
 

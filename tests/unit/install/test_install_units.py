@@ -193,7 +193,8 @@ def test_own_services_are_not_discovered() -> None:
             return Completed(args, 0, listing, "")
         return Completed(args, 0, "agent-exporter.service static\nagent-two.service disabled\n", "")
 
-    assert systemd.discover("user", ["agent-*.service"], runner, 5) == ["agent-one.service", "agent-two.service"]
+    found = systemd.discover("user", ["agent-*.service"], runner, systemd.Budget.start(5))
+    assert found == ["agent-one.service", "agent-two.service"]
 
 
 # ---------------------------------------------------------------------------------------------
