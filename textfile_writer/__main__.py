@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .console import PROG, run
+from .errors import Interrupted, UsageError
 
 if TYPE_CHECKING:
     import click
@@ -28,7 +29,28 @@ def main(argv: Sequence[str] | None = None) -> None:
             from .writer import command
 
             sys.exit(run(lambda: command(values)))
-    sys.exit(run(lambda: program().main(args=args, prog_name=PROG)))
+    sys.exit(run(lambda: _click(args)))
+
+
+def _click(args: list[str]) -> None:
+    """The click command line, its usage errors made typed errors like any other (one line, exit 2)
+    rather than click's own usage block."""
+    import click
+
+    try:
+        code = program().main(args=args, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `agent-exporter`: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else PROG
+        raise UsageError(f"{exc.format_message()} (see '{where} --help')") from None
+    except click.ClickException as exc:
+        raise UsageError(exc.format_message()) from None
+    except click.Abort:
+        raise Interrupted("interrupted") from None
+    if isinstance(code, int) and code:  # click's Exit(n), e.g. from a --help callback
+        sys.exit(code)
 
 
 def program() -> click.Group:

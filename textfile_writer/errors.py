@@ -30,6 +30,18 @@ class AgentExporterError(Exception):
         return (str(self),)
 
 
+class UsageError(AgentExporterError):
+    """The command line itself is wrong: an unknown option or command, a missing or bad value."""
+
+    exit_code = 2
+
+
+class Interrupted(AgentExporterError):
+    """Stopped by the user (Ctrl-C at a prompt)."""
+
+    exit_code = 130
+
+
 class ConfigError(AgentExporterError):
     """The configuration is invalid: names the file, the line and the key."""
 

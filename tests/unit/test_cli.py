@@ -110,3 +110,13 @@ def test_system_check_fails_without_systemd(tmp_path: Path, textdir: Path) -> No
 def test_status_fails_cleanly_without_systemd(tmp_path: Path) -> None:
     done = run(["status", "--scope", "user", "--format", "json"], tmp_path)
     assert_one_line_error(done, 1, "systemctl list-units failed: Failed to connect to bus")
+
+
+@pytest.mark.parametrize("args", [["write", "--bogus"], ["nope"], ["status", "--format", "xml"],
+                                  ["serve", "--web.listen-address"], ["install", "--interval", "0"],
+                                  ["uninstall", "--user", "--system", "extra"]])
+def test_every_usage_error_is_one_line_with_exit_2(tmp_path: Path, args: list[str]) -> None:
+    done = run(args, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("agent-exporter: error: "), done.stderr
+    assert "--help" in done.stderr  # where to look next

@@ -14,6 +14,7 @@ from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, user_state_home
 from ..defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
 from ..defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
 from ..errors import UnitError
+from ..files import open_regular
 from . import units
 from .commands import Say
 
@@ -95,10 +96,15 @@ def build_request(scope: str, environ: Mapping[str, str], *, config: str | None 
 def interpreter_of(path: str) -> str | None:
     """The interpreter a script's #! line names, or None for a binary or an unreadable file."""
     try:
-        with open(path, "rb") as f:
-            first = f.readline(512)
+        fd, _st = open_regular(path)  # a FIFO or a device in its place would hang or never end
     except OSError:
         return None
+    try:
+        first = os.read(fd, 512).split(b"\n")[0]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not first.startswith(b"#!"):
         return None
     # The kernel reads the line as a C string: it ends at a NUL.

@@ -12,6 +12,7 @@ import pytest
 
 from textfile_writer.errors import InstallError
 from textfile_writer.install.manifest import MANIFEST, MAX_BYTES, read_installed
+from textfile_writer.install.request import interpreter_of
 
 
 def test_a_fifo_for_the_manifest_is_one_line_not_a_hang(tmp_path: Path) -> None:
@@ -46,3 +47,12 @@ def test_a_missing_file_is_none_and_a_unit_is_read(tmp_path: Path) -> None:
     assert read_installed(str(tmp_path / "absent.service")) is None
     (tmp_path / "a.service").write_text("[Unit]\nDescription=x\n")
     assert read_installed(str(tmp_path / "a.service")) == "[Unit]\nDescription=x\n"
+
+
+def test_the_interpreter_of_a_fifo_or_device_is_none_at_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "agent-exporter")
+    assert interpreter_of(str(tmp_path / "agent-exporter")) is None
+    assert interpreter_of("/dev/zero") is None
+    script = tmp_path / "script"
+    script.write_bytes(b"#!/opt/venv/bin/python3 -I\nimport x\n")
+    assert interpreter_of(str(script)) == "/opt/venv/bin/python3"
