@@ -19,7 +19,8 @@ REFERENCE = {  # the reference setup's alerts: names, severities and thresholds 
     "MultipleAgentsDown": ("(agents_total - agents_running_total) > 5", "5m", "critical"),
 }
 EXPECTED = {*REFERENCE, "AgentCrashLooping", "NoAgentsDiscovered", "AgentExporterTargetDown",
-            "AgentExporterTextfileStale", "AgentExporterServedFileStale", "AgentExporterCollectErrors",
+            "AgentExporterTextfileStale", "AgentExporterServedFileStale", "AgentExporterServedFileFromFuture",
+            "AgentExporterCollectErrors",
             "NodeTextfileScrapeError", "HostMemoryNearlyFull", "HostDiskNearlyFull"}
 
 
