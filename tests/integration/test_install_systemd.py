@@ -17,7 +17,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,9 +36,10 @@ from harness import (
     sample_names,
     stop_quietly,
 )
-from procs import IN_CI, Processes, free_port, http_get, wait_until
+from procs import Processes, free_port, http_get, wait_until
 
 from devtools.stack import NODE_EXPORTER
+from devtools.wheels import Venv
 from textfile_writer import units
 from textfile_writer.install import MANIFEST
 
@@ -304,51 +304,21 @@ def test_uninstall_leaves_no_unit_timer_or_socket(installed: Installed) -> None:
 # An unprivileged user's manager
 
 
-def unavailable(why: str) -> None:
-    if IN_CI:
-        pytest.fail(f"integration prerequisite missing under CI=true: {why}", pytrace=False)
-    pytest.skip(why)
-
-
-def executable_for(manager: UserManager) -> str:
-    """agent-exporter as an unprivileged user can run it.
-
-    The project's venv interpreter may live where that user cannot go (a pyenv build under /root,
-    mode 0700). This is the same package on Debian's python3: a venv beside the manager whose
-    site-packages pulls in the project venv's (its dependencies and the editable install).
-    """
-    python = Path("/usr/bin/python3")
-    if not python.exists():
-        unavailable("/usr/bin/python3 is missing (apt-get install python3-venv)")
-    version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    if version != sysconfig.get_python_version():
-        unavailable(f"/usr/bin/python3 is {version}, the project venv {sysconfig.get_python_version()}")
-    venv = manager.base / "venv"
-    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
-    site = venv / "lib" / f"python{version}" / "site-packages"
-    (site / "agent_exporter_project.pth").write_text(
-        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
-    script = venv / "bin" / "agent-exporter"
-    script.write_text(f"#!{venv}/bin/python\nfrom textfile_writer.__main__ import main\nmain()\n")
-    script.chmod(0o755)
-    return str(script)
-
-
 @pytest.mark.usefixtures("sandbox_prerequisites")
-def test_user_units_under_an_unprivileged_manager(procs: Processes) -> None:
-    """The user variant's sandbox works for a non-root user manager, not only for root's."""
+def test_user_units_under_an_unprivileged_manager(procs: Processes, public_venv: Venv) -> None:
+    """The user variant's sandbox works for a non-root user manager, not only for root's. The units run
+    agent-exporter as installed where nobody can run it (this checkout may be closed to other users)."""
     manager = UserManager(user="nobody")
     try:
         manager.start()
         assert manager.user is not None
         # what a systemd host has in /run and the sandbox lacks (see devtools/sandbox.py)
         manager.provide_host_runtime(manager.user.pw_uid)
-        exe = executable_for(manager)
         manager.install_unit("agent-solo.service", "[Service]\nExecStart=/bin/sleep infinity\n")
         manager.systemctl("start", "agent-solo.service")
         home = manager.base / "home"
-        installed = install_into(manager, home, f"scope: user\ntextfile_dir: {home / 'textfile'}\n", exe=exe)
+        installed = install_into(manager, home, f"scope: user\ntextfile_dir: {home / 'textfile'}\n",
+                                 exe=public_venv.exe)
         assert installed.textfile_dir.stat().st_uid == manager.user.pw_uid
 
         writes(installed, 2, timeout=4 * INTERVAL + 10)
