@@ -60,7 +60,11 @@ JOBS = ("agent-monitoring", "node")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """Raised by the signal handler wherever the demo is. A BaseException, like KeyboardInterrupt:
+    helpers that take any Exception for "not yet" (wait_until's predicate, while setting up) must not
+    swallow it, or the demo, its signals now ignored, would run on forever."""
+
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum

@@ -22,13 +22,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from .cgroupfs import CGROUP_ROOT, Mount, cgroup_mounts
+
 # v1 hierarchies the sandbox joins so systemd can account memory and tasks per unit; cgroup2
 # ("unified", or the root on a pure cgroup2 host) and the named systemd hierarchy hold the units.
-_V1_CONTROLLERS = ("memory", "pids", "cpu,cpuacct", "cpu", "cpuacct")
+_V1_JOINED = frozenset({"memory", "pids", "cpu", "cpuacct", "name=systemd"})
 _SYSTEMD = "/lib/systemd/systemd"
 
 
@@ -67,18 +68,17 @@ def host_runtime_script(runtime_dir: Path, uid: int | None = None) -> str:
     return script
 
 
-def cgroup_hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
-    """The hierarchies a sandbox gets a directory in (the ones that exist and are writable)."""
-    if (root / "cgroup.controllers").exists():
+def cgroup_hierarchies(table: Sequence[Mount] | None = None, root: Path = CGROUP_ROOT,
+                       known: Iterable[str] | None = None) -> list[Path]:
+    """Where a sandbox makes its cgroups: the mount points of the hierarchies it joins.
+
+    Only mounted hierarchies (devtools.cgroupfs: from the mount table, never a plain directory
+    under root); all of cgroup2 on a pure cgroup2 host. The arguments are cgroup_mounts'.
+    """
+    found = cgroup_mounts(table, root, known)
+    if any(m.mount_point == root and m.fstype == "cgroup2" for m in found):
         return [root]
-    found = [root / "unified", root / "systemd", *(root / c for c in _V1_CONTROLLERS)]
-    seen: set[Path] = set()
-    out = []
-    for h in found:
-        if h.is_dir() and not h.is_symlink() and h.resolve() not in seen:
-            seen.add(h.resolve())
-            out.append(h)
-    return out
+    return [m.mount_point for m in found if m.fstype == "cgroup2" or m.controllers & _V1_JOINED]
 
 
 def sandbox_supported(extra_tools: Sequence[str] = ()) -> str | None:

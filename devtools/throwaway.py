@@ -49,7 +49,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from .cgroupfs import CGROUP_ROOT, cgroup_mounts, mounts
+
 SYSTEMD = "/lib/systemd/systemd"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Where the harness's share/ directory appears, read-only, inside every host.
@@ -106,30 +107,6 @@ class HostError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Mount:
-    mount_point: str
-    root: str
-    fstype: str
-    options: str
-    super_options: str
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
-    out = []
-    with open(mountinfo) as f:
-        for line in f:
-            head, _, tail = line.rstrip("\n").partition(" - ")
-            fields, rest = head.split(), tail.split()
-            out.append(Mount(_unescape(fields[4]), _unescape(fields[3]), rest[0], fields[5],
-                             rest[2] if len(rest) > 2 else ""))
-    return out
-
-
-@dataclass(frozen=True)
 class Hierarchy:
     """A real cgroup hierarchy: where it is mounted and the caller's own cgroup in it."""
 
@@ -145,25 +122,13 @@ def hierarchies() -> list[Hierarchy]:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             own[frozenset(controllers.split(",")) if controllers else frozenset()] = path
-    with open("/proc/cgroups") as f:
-        subsystems = {line.split()[0] for line in f if not line.startswith("#")}
     found = []
-    seen: set[str] = set()
-    for m in mounts():
-        if m.fstype not in ("cgroup", "cgroup2") or m.mount_point in seen:
-            continue
-        if m.mount_point != str(CGROUP_ROOT) and not m.mount_point.startswith(f"{CGROUP_ROOT}/"):
-            continue
-        if m.fstype == "cgroup2":
-            key: frozenset[str] = frozenset()
-        else:
-            key = frozenset(o for o in m.super_options.split(",") if o in subsystems or o.startswith("name="))
-        path = own.get(key, "/")
+    for m in cgroup_mounts():
+        path = own.get(m.controllers, "/")
         # the caller's cgroup relative to what is mounted there (the mount's root, "/" unless the
         # caller is itself in a cgroup namespace or a bind of a subtree)
         rel = os.path.relpath(path, m.root) if (path + "/").startswith(m.root.rstrip("/") + "/") else "."
-        seen.add(m.mount_point)
-        found.append(Hierarchy(Path(m.mount_point), m.fstype, Path(os.path.normpath(Path(m.mount_point) / rel))))
+        found.append(Hierarchy(m.mount_point, m.fstype, Path(os.path.normpath(m.mount_point / rel))))
     return found
 
 

@@ -33,6 +33,7 @@ import pytest
 from harness import REPO
 from procs import http_get, need, wait_until
 
+from devtools.demo import Interrupted
 from devtools.fleet import DEMO_FLEET
 from devtools.stack import PROMETHEUS_BIN
 
@@ -163,6 +164,8 @@ class Demo:
     def wait(self, timeout: float = 120) -> int:
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the demo did not exit in {timeout:g}s; it printed:\n{self.out[-4000:]}") from None
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
@@ -276,6 +279,19 @@ def test_ctrl_c_in_a_terminal_redraws_then_cleans_up(adopted: Callable[[], dict[
     assert "\x1b[?25h" in live  # the cursor back
     assert "SIGINT: stopping" in out
     assert_nothing_left(out.replace("\r\n", "\n"), adopted, {"node_exporter", "Prometheus", "systemd --user"})
+
+
+def test_a_signal_inside_a_wait_is_not_taken_for_not_yet() -> None:
+    """The signal handler raises Interrupted wherever the demo is; in a wait_until predicate (the
+    HTTP probes while setting up) it once counted as "not yet": the demo, its signals then ignored,
+    went on into the live view and never stopped (seen under stress-ng)."""
+    def probe() -> bool:
+        raise Interrupted(signal.SIGTERM)
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        wait_until(probe, 5, "a probe that is interrupted")
+    assert time.monotonic() - started < 5
 
 
 def test_sigterm_while_setting_up_still_cleans_up(adopted: Callable[[], dict[int, str]]) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from harness import (
-    EXE,
     MEMORY_HELD,
     Fleet,
     UserManager,
@@ -20,6 +19,7 @@ from harness import (
 from procs import Processes, wait_until
 
 from devtools.stack import NodeExporter
+from devtools.wheels import Venv
 
 pytestmark = pytest.mark.integration
 
@@ -117,8 +117,9 @@ def test_stop_leaves_no_process_cgroup_or_mount() -> None:
 
 
 @pytest.mark.usefixtures("sandbox_prerequisites")
-def test_unprivileged_user_manager_runs_the_writer() -> None:
-    """`systemd --user` as nobody, prepared by root (namespace, tmpfs, delegated cgroup); the writer as nobody."""
+def test_unprivileged_user_manager_runs_the_writer(public_venv: Venv) -> None:
+    """`systemd --user` as nobody, prepared by root (namespace, tmpfs, delegated cgroup); the writer as nobody,
+    installed where nobody can run it (this checkout may be closed to other users)."""
     manager = UserManager(user="nobody")
     try:
         manager.start()
@@ -130,7 +131,7 @@ def test_unprivileged_user_manager_runs_the_writer() -> None:
         out = manager.base / "textfile"
         out.mkdir()
         os.chown(out, manager.user.pw_uid, manager.user.pw_gid)  # type: ignore[union-attr]
-        done = manager.run([EXE, "write", "--scope", "user", "--textfile-dir", str(out),
+        done = manager.run([public_venv.exe, "write", "--scope", "user", "--textfile-dir", str(out),
                             "--state-dir", str(manager.base / "home" / "state")], check=False)
         assert done.returncode == 0, done.stderr
         prom = out / "agents.prom"

@@ -218,7 +218,14 @@ def test_dbus_stopped_keeps_the_old_file(system: System) -> None:
         # the unit's run logged its one line too (journald may lag behind on a busy machine)
         deadline = time.monotonic() + 30
         while not [line for line in system.journal().splitlines() if line.startswith("agent-exporter: error:")]:
-            assert time.monotonic() < deadline, "no error line in the writer's journal:\n" + system.journal()
+            if time.monotonic() > deadline:
+                run = system.host.show(units.WRITER_SERVICE, "Result", "ExecMainCode", "ExecMainStatus",
+                                       "InvocationID")
+                tagged = system.host.run(["journalctl", "--no-pager", "-o", "verbose", "-n", "3",
+                                          "SYSLOG_IDENTIFIER=agent-exporter"], check=False)
+                raise AssertionError(f"no error line in the writer's journal: {system.journal()!r}\nthe run: {run}\n"
+                                     f"its identifier's last entries: {tagged.stdout}{tagged.stderr}\n"
+                                     f"PID 1's console:\n{system.host.log_tail()}")
             time.sleep(0.5)
     finally:
         system.host.systemctl("reset-failed", units.WRITER_SERVICE, check=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import textfile_writer
+from devtools.wheels import Venv
 from textfile_writer.errors import InstallError
 from textfile_writer.install import units
 from textfile_writer.install.installer import Installer, install
@@ -363,16 +363,26 @@ def test_system_scope_checks_what_the_service_users_can_reach(tmp_path: Path) ->
     assert not (tmp_path / "units").exists()
 
 
-def test_dynamic_user_never_sees_tmp() -> None:
-    req = Request(scope="system", unit_dir="/etc/systemd/system", command=("/usr/bin/true",),
-                  textfile_dir="/tmp/textfile")
-    assert "DynamicUser= implies PrivateTmp=" in str(service_user_problem(req))
-    elsewhere = service_user_problem(req._replace(textfile_dir="/var/lib/prometheus/node-exporter"))
-    package = os.path.dirname(os.path.abspath(textfile_writer.__file__))
-    if units.under(package, units.TMP_DIRS):  # this checkout itself lives in /tmp: that is the problem
-        assert elsewhere is not None and elsewhere.startswith(package)
-    else:
-        assert elsewhere is None
+def test_dynamic_user_never_sees_tmp(public_venv: Venv, tmp_path: Path) -> None:
+    """A textfile directory in /tmp is refused: the server's dynamic user gets a private /tmp.
+
+    Asked of the package as installed where every user can reach it and outside /tmp and /var/tmp
+    (public_venv): this checkout may be neither (0700 under `mktemp -d`, in /tmp), and the check
+    would then refuse the checkout itself before it ever looked at the textfile directory.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_EXPORTER_")}
+
+    def refusals(textfile_dir: str) -> list[str]:
+        done = subprocess.run([public_venv.exe, "install", "--system", "--dry-run", "--unit-dir", str(tmp_path),
+                               "--textfile-dir", textfile_dir], capture_output=True, text=True, timeout=60,
+                              env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stdout.splitlines() if line.startswith("# warning: install would refuse")]
+
+    assert refusals("/tmp/textfile") == [
+        "# warning: install would refuse: the services' users could not use /tmp/textfile: the server's "
+        "dynamic user never sees the host's /tmp (DynamicUser= implies PrivateTmp=)"]
+    assert refusals("/var/lib/prometheus/node-exporter") == []
 
 
 # ---------------------------------------------------------------------------------------------

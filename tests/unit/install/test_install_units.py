@@ -111,6 +111,8 @@ def test_timer() -> None:
     assert values_of(text, "AccuracySec") == ["1s"]
     assert values_of(text, "WantedBy") == ["timers.target"]
     assert values_of(render(params())[units.WRITER_TIMER], "OnUnitActiveSec") == ["10s"]
+    # the shortest interval starts the writer 10 times in 10 s: systemd's default start limit is 5
+    assert values_of(render(params(interval_seconds=1))[units.WRITER_SERVICE], "StartLimitIntervalSec") == ["0"]
 
 
 def test_python_m_command() -> None:
