@@ -10,9 +10,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from harness import Fleet, UserManager, install_fleet, prerequisites_missing, stop_quietly
 from procs import IN_CI
 
+from devtools.harness import Fleet, UserManager, install_fleet, prerequisites_missing, stop_quietly
 from devtools.stack import NODE_EXPORTER
 
 

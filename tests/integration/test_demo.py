@@ -30,12 +30,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import REPO
 from procs import http_get, need, wait_until
 
 from devtools.demo import Interrupted
 from devtools.fleet import DEMO_FLEET
-from devtools.stack import PROMETHEUS_BIN
+from devtools.stack import PROMETHEUS_BIN, REPO
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import (
+from procs import Processes, wait_until
+
+from devtools.harness import (
     MEMORY_HELD,
     Fleet,
     UserManager,
@@ -16,8 +18,6 @@ from harness import (
     parse_metrics,
     stop_quietly,
 )
-from procs import Processes, wait_until
-
 from devtools.stack import NodeExporter
 from devtools.wheels import Venv
 

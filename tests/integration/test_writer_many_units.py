@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from harness import EXE, UserManager, parse_metrics, stop_quietly
 
+from devtools.harness import EXE, UserManager, parse_metrics, stop_quietly
 from textfile_writer import systemd
 from textfile_writer.proc import Completed
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import (
+from procs import Processes, wait_until
+
+from devtools.harness import (
     EXE,
     HOST_AND_RUN,
     MEMORY_HELD,
@@ -31,8 +33,6 @@ from harness import (
     parse_metrics,
     sample_names,
 )
-from procs import Processes, wait_until
-
 from devtools.stack import NodeExporter
 from textfile_writer.proc import Completed
 

@@ -33,10 +33,10 @@ from deploy_fixtures import (
     interpolate,
     panel_targets,
 )
-from harness import EXE, UserManager, stop_quietly
 from procs import Processes, free_port, need, wait_until
 
 from devtools.fleet import DemoAgent, install_fleet
+from devtools.harness import EXE, UserManager, stop_quietly
 from devtools.stack import PROMETHEUS_BIN, NodeExporter, PrometheusServer, prometheus_config, shortened_rules
 
 pytestmark = pytest.mark.integration

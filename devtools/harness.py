@@ -36,22 +36,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-TESTS = REPO / "tests"
-for _p in (REPO, TESTS):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from textfile_writer.proc import Completed
+from textfile_writer.proc import run as run_child
 
-from procs import wait_until  # noqa: E402
-
-from devtools.sandbox import (  # noqa: E402
+from .sandbox import (
     ManagerError,
     SandboxManager,
     cgroup_hierarchies,
     sandbox_supported,
 )
-from textfile_writer.proc import Completed  # noqa: E402
-from textfile_writer.proc import run as run_child  # noqa: E402
+from .stack import wait_until
 
 __all__ = [
     "EXE",

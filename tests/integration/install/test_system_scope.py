@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from harness import agent_values, parse_metrics
 from procs import need
 
+from devtools.harness import agent_values, parse_metrics
 from devtools.throwaway import SHARE_MOUNT, ThrowawayHost, throwaway_supported
 from devtools.wheels import build_wheels
 from textfile_writer.install import units

@@ -22,11 +22,11 @@ import pytest
 from procs import Processes, wait_until
 from server_fixtures import Certs, bcrypt_hash, make_certs, need, start_server
 
+from devtools.stack import REPO
 from devtools.textfiles import Agent, fleet, render, write_textfile
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def kb(pid: int, field: str) -> int:
@@ -66,7 +66,7 @@ def assert_fast(times: list[float], what: str) -> None:
 
 def flood(procs: Processes, name: str, mode: str, port: int, count: int, *args: str) -> None:
     procs.start([sys.executable, "-m", "devtools.floods", mode, "127.0.0.1", str(port), str(count), *args],
-                name, cwd=ROOT)
+                name, cwd=REPO)
 
 
 def flood_stats(procs: Processes, name: str) -> dict[str, int]:

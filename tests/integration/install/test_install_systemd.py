@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import (
+from procs import Processes, free_port, http_get, wait_until
+
+from devtools.harness import (
     EXE,
     HOST_AND_RUN,
     PER_AGENT,
@@ -35,16 +37,13 @@ from harness import (
     sample_names,
     stop_quietly,
 )
-from procs import Processes, free_port, http_get, wait_until
-
-from devtools.stack import NODE_EXPORTER
+from devtools.stack import NODE_EXPORTER, REPO
 from devtools.wheels import Venv
 from textfile_writer.install import units
 from textfile_writer.install.manifest import MANIFEST
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 INTERVAL = 2.0
 # AccuracySec= in timers/agent-exporter.timer.in: systemd may fire the timer up to this much late.
 ACCURACY = 1.0
