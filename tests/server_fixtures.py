@@ -4,13 +4,22 @@ The textfiles it serves come from devtools/textfiles.py (the writer's own render
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from procs import IN_CI, Processes, free_port, http_get, need, wait_until
 
 from devtools.textfiles import serve_argv
+from textfile_writer.server.eventloop import Server, ServerOptions, bind
+from textfile_writer.server.filecache import TextfileCache
+from textfile_writer.server.http11 import Request, Response
+from textfile_writer.server.routes import App
+from textfile_writer.server.webconfig import WebRuntime
 
 
 def start_server(procs: Processes, textfile: Path, *args: str, name: str = "serve",
@@ -70,5 +79,51 @@ def bcrypt_hash(password: str, rounds: int = 10) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
-__all__ = ["IN_CI", "Certs", "bcrypt_hash", "free_port", "http_get", "make_certs", "need", "start_server",
-           "wait_until"]
+__all__ = ["IN_CI", "Certs", "GatedApp", "bcrypt_hash", "closed_by_peer", "free_port", "http_get", "make_certs",
+           "need", "running", "start_server", "wait_until"]
+
+
+# --- the connection loop in-process (tests/unit/server) -------------------------------------------
+
+@contextmanager
+def running(app: App, options: ServerOptions | None = None, **kwargs: object) -> Iterator[tuple[Server, int]]:
+    """A Server on a free loopback port, serving on a thread until the block ends (then stopped)."""
+    sock = bind("127.0.0.1:0")
+    port = sock.getsockname()[1]
+    server = Server([sock], app, options or ServerOptions(read_timeout=1.0), **kwargs)  # type: ignore[arg-type]
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield server, port
+    finally:
+        server.stop()
+        t.join(10)
+        assert not t.is_alive(), "serve_forever did not return after stop()"
+
+
+def closed_by_peer(s: socket.socket, timeout: float) -> bool:
+    """True when the server closes (or resets) the connection within `timeout`; what it still sends
+    before that is read and dropped."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+class GatedApp(App):
+    """slow() waits for a gate: requests pile up on the workers and in the queue."""
+
+    def __init__(self, textfile: Path) -> None:
+        super().__init__(TextfileCache(str(textfile)), 10, WebRuntime())
+        self.gate = threading.Event()
+        self.entered = threading.Semaphore(0)
+
+    def slow(self, req: Request) -> Response:
+        self.entered.release()
+        self.gate.wait(10)
+        return super().slow(req)

@@ -8,14 +8,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from server_fixtures import bcrypt_hash
+from server_fixtures import GatedApp, bcrypt_hash, closed_by_peer, running
 
-from devtools.textfiles import fleet, render, write_textfile
 from textfile_writer.errors import AgentExporterError, ServeError
 from textfile_writer.server.eventloop import (
     Server,
@@ -29,28 +26,6 @@ from textfile_writer.server.filecache import TextfileCache
 from textfile_writer.server.http11 import Request, Response
 from textfile_writer.server.routes import App
 from textfile_writer.server.webconfig import BasicAuth, WebConfig, WebRuntime
-
-
-@pytest.fixture
-def textfile(tmp_path: Path) -> Path:
-    path = tmp_path / "agents.prom"
-    write_textfile(path, render(fleet()))
-    return path
-
-
-@contextmanager
-def running(app: App, options: ServerOptions | None = None, **kwargs: object) -> Iterator[tuple[Server, int]]:
-    sock = bind("127.0.0.1:0")
-    port = sock.getsockname()[1]
-    server = Server([sock], app, options or ServerOptions(read_timeout=1.0), **kwargs)  # type: ignore[arg-type]
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield server, port
-    finally:
-        server.stop()
-        t.join(10)
-        assert not t.is_alive(), "serve_forever did not return after stop()"
 
 
 def read_response(f: socket.SocketIO | object) -> tuple[int, dict[str, str], bytes]:
@@ -74,16 +49,6 @@ def raw(port: int, data: bytes, timeout: float = 5.0) -> tuple[int, dict[str, st
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
         return read_response(s.makefile("rb"))
-
-
-def closed_by_peer(s: socket.socket, timeout: float) -> bool:
-    s.settimeout(timeout)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(textfile: Path) -> None:
@@ -180,20 +145,6 @@ def test_keep_alive_connections_are_closed_when_idle(textfile: Path) -> None:
         assert read_response(s.makefile("rb"))[0] == 200
         assert not closed_by_peer(s, 0.2)
         assert closed_by_peer(s, 1.5)
-
-
-class GatedApp(App):
-    """slow() waits for a gate: requests pile up on the workers and in the queue."""
-
-    def __init__(self, textfile: Path) -> None:
-        super().__init__(TextfileCache(str(textfile)), 10, WebRuntime())
-        self.gate = threading.Event()
-        self.entered = threading.Semaphore(0)
-
-    def slow(self, req: Request) -> Response:
-        self.entered.release()
-        self.gate.wait(10)
-        return super().slow(req)
 
 
 def test_a_full_queue_answers_503_and_the_loop_stays_responsive(textfile: Path) -> None:

@@ -6,42 +6,19 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from server_fixtures import GatedApp, closed_by_peer, running
 
-from devtools.textfiles import Agent, fleet, render, write_textfile
-from textfile_writer.server.eventloop import Server, ServerOptions, bind
+from devtools.textfiles import Agent, render, write_textfile
+from textfile_writer.server.eventloop import ServerOptions
 from textfile_writer.server.filecache import TextfileCache
-from textfile_writer.server.http11 import Limits, Request, Response, parse_request
+from textfile_writer.server.http11 import Limits, parse_request
 from textfile_writer.server.routes import App
 from textfile_writer.server.webconfig import WebRuntime
 
 GET_HEALTH = b"GET /health HTTP/1.1\r\n\r\n"
-
-
-@pytest.fixture
-def textfile(tmp_path: Path) -> Path:
-    path = tmp_path / "agents.prom"
-    write_textfile(path, render(fleet()))
-    return path
-
-
-@contextmanager
-def running(app: App, options: ServerOptions, **kwargs: object) -> Iterator[tuple[Server, int]]:
-    sock = bind("127.0.0.1:0")
-    port = sock.getsockname()[1]
-    server = Server([sock], app, options, **kwargs)  # type: ignore[arg-type]
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield server, port
-    finally:
-        server.stop()
-        t.join(10)
-        assert not t.is_alive(), "serve_forever did not return after stop()"
 
 
 def connect(port: int, source: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
@@ -61,32 +38,6 @@ def timed_status(port: int, data: bytes = GET_HEALTH, source: str = "127.0.0.1")
         s.sendall(data)
         status = status_of(s)
     return status, time.monotonic() - t
-
-
-def closed_by_peer(s: socket.socket, timeout: float) -> bool:
-    s.settimeout(timeout)
-    try:
-        while s.recv(65536):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-
-
-class GatedApp(App):
-    """slow() waits for a gate: requests pile up on the workers and in the queue."""
-
-    def __init__(self, textfile: Path) -> None:
-        super().__init__(TextfileCache(str(textfile)), 10, WebRuntime())
-        self.gate = threading.Event()
-        self.entered = threading.Semaphore(0)
-
-    def slow(self, req: Request) -> Response:
-        self.entered.release()
-        self.gate.wait(10)
-        return super().slow(req)
 
 
 def test_at_max_connections_the_oldest_waiting_connection_makes_room(textfile: Path) -> None:
