@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from procs import IN_CI, Processes
 
+from devtools.textfiles import fleet, render, write_textfile
 from devtools.wheels import Venv, build_wheels, install_venv
 
 # The user the tests run the package as (setpriv), and where its venv goes: a directory every user
@@ -97,3 +98,13 @@ def public_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
         yield venv
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def textfile(tmp_path: Path) -> Path:
+    """The fleet's textfile as the writer renders it (devtools/textfiles.py), alone in a directory of
+    its own under tmp_path."""
+    path = tmp_path / "textfile" / "agents.prom"
+    path.parent.mkdir()
+    write_textfile(path, render(fleet()))
+    return path

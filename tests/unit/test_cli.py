@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-EXE = [sys.executable, "-m", "textfile_writer"]
-OLD = b"# previous good file\nagent_up{agent=\"a\",type=\"primary\"} 1\n"
+from cli_checks import EXE, assert_one_line_error, assert_untouched
 
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -22,23 +20,8 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     return subprocess.run([*EXE, *args], capture_output=True, text=True, env=full_env, timeout=60, check=False)
 
 
-@pytest.fixture
-def textdir(tmp_path: Path) -> Path:
-    d = tmp_path / "textfile"
-    d.mkdir()
-    (d / "agents.prom").write_bytes(OLD)
-    return d
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, starts: str) -> None:
-    assert done.returncode == code, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("agent-exporter: error: " + starts), lines[0]
-
-
-def assert_untouched(textdir: Path) -> None:
-    assert (textdir / "agents.prom").read_bytes() == OLD
+def assert_untouched_alone(textdir: Path) -> None:
+    assert_untouched(textdir)
     assert sorted(p.name for p in textdir.iterdir() if p.name != ".agents.prom.lock") == ["agents.prom"]
 
 
@@ -46,19 +29,19 @@ def test_bad_config_exits_2_with_file_line_key(tmp_path: Path, textdir: Path) ->
     cfg = tmp_path / "c.yml"
     cfg.write_text(f"textfile_dir: {textdir}\nagents:\n  - unit: a\n    tpye: x\n")
     done = run(["write", "--config", str(cfg)], tmp_path)
-    assert_one_line_error(done, 2, f"{cfg}:4: agents[0].tpye: unknown key")
-    assert_untouched(textdir)
+    assert_one_line_error(done, 2, starts=f"{cfg}:4: agents[0].tpye: unknown key")
+    assert_untouched_alone(textdir)
 
 
 def test_unreachable_systemd_fails_cleanly_and_keeps_the_file(tmp_path: Path, textdir: Path) -> None:
     done = run(["write", "--scope", "user", "--textfile-dir", str(textdir)], tmp_path)
-    assert_one_line_error(done, 1, "systemctl list-units failed: Failed to connect to bus")
-    assert_untouched(textdir)
+    assert_one_line_error(done, 1, starts="systemctl list-units failed: Failed to connect to bus")
+    assert_untouched_alone(textdir)
 
 
 def test_missing_textfile_dir(tmp_path: Path) -> None:
     done = run(["write", "--scope", "user", "--textfile-dir", str(tmp_path / "absent")], tmp_path)
-    assert_one_line_error(done, 1, f"textfile directory {tmp_path / 'absent'} does not exist")
+    assert_one_line_error(done, 1, starts=f"textfile directory {tmp_path / 'absent'} does not exist")
 
 
 def test_the_fast_write_path_imports_neither_click_nor_yaml(tmp_path: Path, textdir: Path) -> None:
@@ -109,7 +92,7 @@ def test_system_check_fails_without_systemd(tmp_path: Path, textdir: Path) -> No
 
 def test_status_fails_cleanly_without_systemd(tmp_path: Path) -> None:
     done = run(["status", "--scope", "user", "--format", "json"], tmp_path)
-    assert_one_line_error(done, 1, "systemctl list-units failed: Failed to connect to bus")
+    assert_one_line_error(done, 1, starts="systemctl list-units failed: Failed to connect to bus")
 
 
 @pytest.mark.parametrize("args", [["write", "--bogus"], ["nope"], ["status", "--format", "xml"],

@@ -19,13 +19,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import EXE, OLD, assert_one_line_error, assert_untouched
 from procs import IN_CI
 
-from textfile_writer.console import MAX_LINE
 from textfile_writer.defaults import CONFIG_CACHE_FILE, STATE_FILE, TEMP_SUFFIX, temp_prefix
 
-EXE = [sys.executable, "-m", "textfile_writer"]
-OLD = b"# previous good file\nagent_up{agent=\"a\",type=\"primary\"} 1\n"
 HUNG_AFTER = 20.0  # seconds: every case here ends in well under one on this shared machine
 MEMORY_LIMIT = 1 << 30  # a child reading /dev/zero stops here instead of taking the machine's memory
 NO_SYSTEMD = "systemctl list-units failed: Failed to connect to bus"
@@ -45,30 +43,6 @@ def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
                               check=False, preexec_fn=_limit_memory, errors="replace")
     except subprocess.TimeoutExpired:
         pytest.fail(f"agent-exporter {' '.join(args)} hung for {HUNG_AFTER:g}s")
-
-
-@pytest.fixture
-def textdir(tmp_path: Path) -> Path:
-    d = tmp_path / "textfile"
-    d.mkdir()
-    (d / "agents.prom").write_bytes(OLD)
-    return d
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *parts: str) -> str:
-    assert done.returncode == code, done.stderr[-2000:]
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr[-2000:]
-    line = lines[0]
-    assert line.startswith("agent-exporter: error: "), line[:300]
-    assert len(line) <= MAX_LINE + 100, f"{len(line)} characters"
-    for part in parts:
-        assert part in line, line[:300]
-    return line
-
-
-def assert_untouched(textdir: Path) -> None:
-    assert (textdir / "agents.prom").read_bytes() == OLD
 
 
 def config(tmp_path: Path, textdir: Path, body: str = "") -> Path:

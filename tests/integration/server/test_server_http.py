@@ -29,14 +29,6 @@ pytestmark = pytest.mark.integration
 AGE_LINE = re.compile(rb"\nagent_exporter_textfile_age_seconds (\d+\.\d{3})\n\Z")
 
 
-@pytest.fixture
-def textfile(tmp_path: Path) -> Path:
-    path = tmp_path / "textfile" / "agents.prom"
-    path.parent.mkdir()
-    write_textfile(path, render(fleet()))
-    return path
-
-
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([need("curl"), "-sS", "--max-time", "10", *args], capture_output=True, timeout=30,
                           check=False)

@@ -12,16 +12,7 @@ import pytest
 from procs import Processes
 from server_fixtures import Certs, bcrypt_hash, make_certs, need, start_server
 
-from devtools.textfiles import fleet, render, write_textfile
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def textfile(tmp_path: Path) -> Path:
-    path = tmp_path / "agents.prom"
-    write_textfile(path, render(fleet()))
-    return path
 
 
 @pytest.fixture

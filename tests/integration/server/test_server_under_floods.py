@@ -23,7 +23,7 @@ from procs import Processes, wait_until
 from server_fixtures import Certs, bcrypt_hash, make_certs, need, start_server
 
 from devtools.stack import REPO
-from devtools.textfiles import Agent, fleet, render, write_textfile
+from devtools.textfiles import Agent, render, write_textfile
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +74,6 @@ def flood_stats(procs: Processes, name: str) -> dict[str, int]:
     if not lines:
         return {"open": 0, "opened": 0, "answers": 0}
     return dict(zip(("open", "opened", "answers"), map(int, lines[-1]), strict=True))
-
-
-@pytest.fixture
-def textfile(tmp_path: Path) -> Path:
-    path = tmp_path / "textfile" / "agents.prom"
-    path.parent.mkdir()
-    write_textfile(path, render(fleet()))
-    return path
 
 
 def test_slow_readers_do_not_multiply_memory(tmp_path: Path, procs: Processes) -> None:
