@@ -252,6 +252,7 @@ def test_hostile_requests_are_refused_in_one_line_or_render_exactly(req: Request
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 @example(_apply({"listen_address": "[::ffff:127.0.0.1]:09200", "interval_seconds": 2.0004}))
+@example(_apply({"scope": "system", "user": "_" + "0" * 31, "group": "a" * 31}))  # 32 and 31 characters
 @example(_apply({"scope": "system", "command": ("/usr/bin/python3", "-m", "textfile_writer"),
                  "config": "//etc/./a/../c,d:e@f~g=h+i.yml", "textfile_name": "a:b.prom"}))
 def test_systemd_analyze_accepts_what_is_rendered(req: Request) -> None:
