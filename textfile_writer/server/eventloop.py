@@ -56,6 +56,11 @@ _PLAIN_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset
 _HANDSHAKE, _READ, _BUSY, _WRITE, _DRAIN, _CLOSED = range(6)
 # At max_connections these make room first: no request of theirs is being answered.
 _WAITING = frozenset({_HANDSHAKE, _READ, _DRAIN})
+_PEEK_LIMIT = 64  # connections looked at for arrived bytes per eviction: one syscall each
+# A waiting connection makes room only once it has been quiet this long: a client just accepted
+# on a loaded machine may need that long to send its request. It also bounds a reconnecting
+# flood's churn to max_connections per _QUIET.
+_QUIET = 0.25
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,8 @@ class ServerOptions:
 
 
 class _Conn:
-    __slots__ = ("buf", "deadline", "events", "fd", "keep_alive", "key", "out", "out_at", "sock", "state", "tls")
+    __slots__ = ("buf", "deadline", "events", "fd", "keep_alive", "key", "out", "out_at", "since", "sock", "state",
+                 "tls")
 
     def __init__(self, sock: socket.socket, tls: bool, state: int, deadline: float, key: str) -> None:
         self.sock = sock
@@ -79,12 +85,22 @@ class _Conn:
         self.tls = tls
         self.state = state
         self.deadline = deadline
+        self.since = time.monotonic()  # accepted, or last answered: its place in the eviction order
         self.key = key  # the client's address, for the workers' per-address bound
         self.buf = bytearray()
         self.out: list[Chunk] = []  # the response being sent, from out[out_at] on
         self.out_at = 0
         self.keep_alive = False
         self.events = -1  # -1: not registered with epoll
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """Bytes have arrived on `sock` and wait to be read (not an end of stream, not an error)."""
+    try:
+        # the plain socket's recv, also for a TLS socket: a peek at the raw bytes consumes nothing
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:
+        return False
 
 
 def _ssl_would_block(exc: OSError) -> bool:
@@ -160,6 +176,7 @@ class Server:
                 if self._stopping and (not self._conns or now >= grace_end):
                     break
                 events = self._ep.poll(max(0.0, next_tick - now))
+                ready: list[socket.socket] = []
                 for fd, ev in events:
                     conn = self._conns.get(fd)
                     if conn is not None:
@@ -169,9 +186,13 @@ class Server:
                             self._log(f"internal error on a connection: {exc!r}")
                             self._close(conn)
                     elif fd in self._listeners:
-                        self._accept(self._listeners[fd])
+                        ready.append(self._listeners[fd])
                     elif fd == self._wake_r.fileno():
                         self._on_wake()
+                # Accept last: what has arrived on open connections is read before any of them is
+                # closed to make room (and before a closed one's fd can be reused in this batch).
+                for listener in ready:
+                    self._accept(listener)
                 if self._stop_requested and not self._stopping:
                     self._begin_shutdown()
                     grace_end = time.monotonic() + self._options.shutdown_grace
@@ -230,7 +251,7 @@ class Server:
     def _resume_accepting(self, now: float) -> None:
         """Accept again once a pause has passed and there is room for another connection."""
         if not self._accepting and not self._stopping and now >= self._resume_at \
-                and len(self._conns) < self._options.max_connections:
+                and (len(self._conns) < self._options.max_connections or self._eviction_candidate() is not None):
             self._set_accepting(True)
 
     def _set_accepting(self, on: bool) -> None:
@@ -270,16 +291,28 @@ class Server:
         """The connection to close for a new one at max_connections: the one that has waited
         longest with no request being answered (idle, unauthenticated, in its TLS handshake or
         its request head), failing any, the one that has been reading its response longest;
-        None when every connection has a request on a worker. Oldest first: a fresh scrape sends
-        its request at once and is answered in milliseconds, long before a flood of newer
-        connections could make it the oldest."""
-        reading = None
+        None when every connection has a request on a worker or is younger than _QUIET. Oldest
+        first, passing over (up to _PEEK_LIMIT) those whose request has arrived but is not read
+        yet: a fresh scrape sends its request at once and is answered in milliseconds, but on a
+        loaded machine a flood of newer connections can make it the oldest before the loop reads it."""
+        reading = arrived = None
+        peeks = 0
+        young = time.monotonic() - _QUIET
         for conn in self._conns.values():
             if conn.state in _WAITING:
+                if conn.since > young:  # and so is every later one: the order is by `since`
+                    break
+                # A request whose bytes are already here is about to be served, not idle: on a
+                # loaded machine a flood can otherwise turn the table over before the loop reads it.
+                if conn.state != _DRAIN and peeks < _PEEK_LIMIT:
+                    peeks += 1
+                    if _has_input(conn.sock):
+                        arrived = arrived or conn
+                        continue
                 return conn
             if reading is None and conn.state == _WRITE:
                 reading = conn
-        return reading
+        return reading or arrived
 
     def _add(self, sock: socket.socket, key: str) -> None:
         try:
@@ -473,6 +506,7 @@ class Server:
             conn.state = _READ
             conn.deadline = time.monotonic() + self._options.read_timeout
             # Active just now: to the end of the eviction order.
+            conn.since = time.monotonic()
             del self._conns[conn.fd]
             self._conns[conn.fd] = conn
             self._set_events(conn, _EPOLLIN)

@@ -12,7 +12,7 @@ import pytest
 from server_fixtures import GatedApp, closed_by_peer, running
 
 from devtools.textfiles import Agent, render, write_textfile
-from textfile_writer.server.eventloop import ServerOptions
+from textfile_writer.server.eventloop import Server, ServerOptions, bind
 from textfile_writer.server.filecache import TextfileCache
 from textfile_writer.server.http11 import Limits, parse_request
 from textfile_writer.server.routes import App
@@ -162,3 +162,32 @@ def test_a_reload_runs_off_the_loop_and_any_failure_keeps_the_old_config(textfil
     name = type(failure).__name__
     why = f"{name}: {failure}" if str(failure) else name
     assert logged == [f"web configuration not reloaded, keeping the previous one: {why}"] * 2
+
+
+def test_a_connection_whose_request_has_arrived_is_not_the_one_closed_for_room(textfile: Path) -> None:
+    """On a loaded machine a flood can make a scrape the oldest connection before the loop has read
+    its request: its bytes are there, so it is about to be served, and the next oldest makes room;
+    and a connection accepted just now is never the one closed (its client may not have run yet)."""
+    listener = bind("127.0.0.1:0")
+    server = Server([listener], App(TextfileCache(str(textfile)), 10, WebRuntime()),
+                    ServerOptions(read_timeout=5.0, max_connections=3))
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        for ours, _peer in pairs:
+            server._add(ours, "local")  # oldest first; the loop does not run, so nothing is read
+        assert server._eviction_candidate() is None  # just accepted: each may still send its request
+        for conn in server._conns.values():
+            conn.since -= 1.0  # quiet for a second now
+        pairs[0][1].sendall(b"GET /health HTTP/1.1\r\n\r\n")
+        pairs[1][1].close()  # a peer that has gone: an end of stream is no request
+        victim = server._eviction_candidate()
+        assert victim is not None and victim.sock is pairs[1][0]
+        pairs[2][1].sendall(b"GET / HTTP/1.1\r\n\r\n")
+        server._close(victim)
+        victim = server._eviction_candidate()  # every request here: the oldest still makes room
+        assert victim is not None and victim.sock is pairs[0][0]
+    finally:
+        for ours, peer in pairs:
+            ours.close()
+            peer.close()
+        listener.close()
