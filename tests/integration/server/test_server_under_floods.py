@@ -58,13 +58,13 @@ def scrapes(n: int, *args: str) -> list[float]:
     return times
 
 
-def assert_fast(times: list[float], what: str, worst: float = 3.0) -> None:
-    """Half the scrapes within 1 s and none beyond `worst`: a busy 2-CPU machine (the suite runs beside
-    a CPU hog too) stretches a single one, while a server that makes scrapes wait for a timeout fails
-    the median."""
+def assert_fast(times: list[float], what: str, typical: float = 1.0, worst: float = 3.0) -> None:
+    """Half the scrapes within `typical` and none beyond `worst`: a busy 2-CPU machine (the suite runs
+    beside a CPU hog too) stretches a single one, while a server that makes scrapes wait for a
+    timeout fails the median."""
     p50 = statistics.median(times)
     print(f"\n{what}: scrape p50 {p50:.3f}s max {max(times):.3f}s over {len(times)}")
-    assert p50 < 1.0 and max(times) < worst, (what, times)
+    assert p50 < typical and max(times) < worst, (what, times)
 
 
 def flood(procs: Processes, name: str, mode: str, port: int, count: int, *args: str) -> None:
@@ -171,9 +171,10 @@ def test_wrong_passwords_by_the_hundred_do_not_lock_out_a_first_login(textfile: 
         assert status == 200, f"first login of user{i} got {status}"
         times.append(seconds)
     assert flood_stats(procs, "bad-auth")["open"] >= 64
-    # each login is a bcrypt check that waits its turn beside the flood's on a loaded machine: what
-    # must not happen is a 503 (checked above) or a wait for the flood to end
-    assert_fast(times, "first logins during 128 wrong-password clients", worst=10.0)
+    # Each login is a bcrypt check that waits its turn beside the flood's, on 2 CPUs that a CPU hog
+    # may share (p50 0.28 s idle, 1.1 s beside stress-ng): what must not happen is a 503 (checked
+    # above) or a wait for the flood to end, which runs as long as the test.
+    assert_fast(times, "first logins during 128 wrong-password clients", typical=5.0, worst=10.0)
 
 
 def test_sighup_refusals_keep_the_old_config_and_the_server(textfile: Path, tmp_path: Path,
