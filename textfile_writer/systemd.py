@@ -107,11 +107,12 @@ def discover(scope: str, patterns: Sequence[str], runner: Runner, budget: Budget
     run's budget.
     """
     names: list[str] = []
-    for group in batches(patterns):
+    groups = list(batches(patterns))
+    for group in groups:
         loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--",
                                   *group), budget.for_units(0))
         names += parse_first_column(_checked(loaded, "list-units"))
-    for group in batches(patterns):
+    for group in groups:
         files = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *group), budget.left())
         if not (files.returncode == 1 and not files.stdout.strip() and not files.stderr.strip()):
             # (exit 1 with no output at all is list-unit-files' answer for "nothing matches", systemd 252)

@@ -13,8 +13,8 @@ from .. import configfile
 from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, user_state_home
 from ..defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
 from ..defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
-from ..errors import UnitError
-from ..files import open_regular
+from ..errors import UnitError, shown
+from ..files import open_regular, path_problem
 from . import units
 from .commands import Say
 
@@ -141,8 +141,8 @@ def params(req: Request) -> units.UnitParams:
     for label, path in (("XDG_RUNTIME_DIR", req.runtime_dir), ("XDG_CONFIG_HOME", req.config_home),
                         ("XDG_STATE_HOME", req.state_home)):
         # Only the sandbox's comment names these, escaped; they must still be paths.
-        if path is not None and (not os.path.isabs(path) or "\0" in path):
-            raise UnitError(label, f"must be an absolute path, got {units.shown(path)}")
+        if path is not None and (not os.path.isabs(path) or path_problem(path)):
+            raise UnitError(label, f"must be an absolute path, got {shown(path)}")
     sandbox = units.sandbox_for(needed_paths(req))
     return checked._replace(
         protect_home=sandbox.protect_home, protect_home_note=sandbox.protect_home_note,

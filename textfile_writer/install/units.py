@@ -1,7 +1,7 @@
 """The systemd units, rendered for a scope: templates in, {file name: unit text} out.
 
 Pure: no file system or environment access beyond reading the packaged templates (timers/*.in,
-installed as textfile_writer.timers). One set of templates serves both scopes; install.py finds
+installed as textfile_writer.timers). One set of templates serves both scopes; request.py finds
 the facts (paths, which of them a sandbox directive would hide) and writes the result.
 
 Template syntax: lines starting with "##" are dropped; "@system:" and "@user:" lines are kept only
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .. import __version__
 
-# Defined once, in defaults.py; re-exported here under the names install.py and the tests use.
+# Defined once, in defaults.py; re-exported here under the names the installer and the tests use.
 from ..defaults import (
     INTERVAL_SECONDS,
     LISTEN_ADDRESS,
@@ -34,7 +34,7 @@ from ..defaults import SERVER_SERVICE as SERVER_SERVICE
 from ..defaults import SERVER_SOCKET as SERVER_SOCKET
 from ..defaults import WRITER_SERVICE as WRITER_SERVICE
 from ..defaults import WRITER_TIMER as WRITER_TIMER
-from ..errors import UnitError
+from ..errors import UnitError, shown
 
 UNIT_NAMES = (WRITER_SERVICE, WRITER_TIMER, SERVER_SERVICE, SERVER_SOCKET)
 ENABLED = (WRITER_TIMER, SERVER_SOCKET)
@@ -115,12 +115,6 @@ def sandbox_for(needed: Sequence[str]) -> Sandbox:
         private_tmp = False
         tmp_note = note("# no: the service needs {} (a private /tmp would hide it)", sorted({p for p, _ in tmp}))
     return Sandbox(protect_home, home_note, private_tmp, tmp_note)
-
-
-def shown(value: str, limit: int = 80) -> str:
-    """A value in an error message: quoted, escaped (one line whatever it holds), and cut short."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_path(label: str, path: str) -> str:
