@@ -8,7 +8,8 @@ The cgroupfs root is a parameter so tests can point it at a copy of real files.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+
+from .records import NamedTuple
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 

@@ -7,8 +7,10 @@ Where each property comes from in a run with a usable cache (unitcache.py):
 - everything only `show` knows (NRestarts, ActiveEnterTimestampMonotonic, ControlGroup, Names,
   MainPID, InvocationID): the cache, for a unit that provably has not changed since the cache
   took its block; every other unit is asked with `show`, in one batch, as in a full run;
-- installed units that are not loaded (patterns only): `list-unit-files`, asked again only when a
-  directory of the manager's unit search path changed.
+- installed units that are not loaded (patterns only): the manager's unit search path read
+  directly (unitfiles.py gives the names `list-unit-files` would, without the manager reading
+  every file), listed again only when one of its directories changed; the search path itself
+  (`show --property=UnitPath`) is asked once per cache.
 
 A unit is answered from the cache only when all of these hold, otherwise it is shown:
 - `list-units` reports it loaded, active and running now, and it was so when cached;
@@ -29,15 +31,14 @@ cache: Names (aliases) are only as current as the last `show`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
-from . import systemd
+from . import systemd, unitfiles
 from .cgroups import Cgroupfs
 from .proc import Runner
-from .unitcache import Cache, DirState, Entry, FilesKey
+from .records import NamedTuple
+from .unitcache import Cache, Entry, FilesKey
 from .unitglob import any_match
 
 # What list-units says of a unit that may be answered from the cache.
@@ -61,7 +62,7 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     budget = systemd.Budget.start(timeout, clock)
     listed = systemd.list_units(scope, [*explicit, *patterns], runner, budget)
     unit_path, files_key, files = _installed(scope, patterns, runner, budget, known)
-    if known is not None and patterns and known.files_key != files_key:
+    if known is not None and patterns and not _same_search_path(known.files_key, files_key):
         known = None  # the search path changed: aliases may have too
     found = systemd.agent_units([*(u for u in listed if any_match(patterns, u)), *files]) if patterns else []
     wanted = set(explicit)
@@ -92,6 +93,10 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
                   len(to_show), len(cached))
 
 
+def _same_search_path(a: FilesKey, b: FilesKey) -> bool:
+    return a is not None and b is not None and a[0] == b[0] and unitfiles.same_directories(a[1], b[1])
+
+
 def _installed(scope: str, patterns: Sequence[str], runner: Runner, budget: systemd.Budget,
                known: Cache | None) -> tuple[tuple[str, ...], FilesKey, tuple[str, ...]]:
     """(unit search path, the key `files` answers for, installed units matching the patterns).
@@ -100,22 +105,10 @@ def _installed(scope: str, patterns: Sequence[str], runner: Runner, budget: syst
     if not patterns:
         return (), None, ()
     unit_path = known.unit_path if known is not None and known.unit_path else systemd.unit_path(scope, runner, budget)
-    key = (tuple(patterns), dirs_key(unit_path))
+    key = (tuple(patterns), unitfiles.dirs_key(unit_path))
     if known is not None and known.files_key == key:
         return unit_path, key, known.files
-    return unit_path, key, tuple(systemd.list_unit_files(scope, patterns, runner, budget))
-
-
-def dirs_key(unit_path: Sequence[str]) -> tuple[DirState, ...]:
-    key: list[DirState] = []
-    for directory in unit_path:
-        try:
-            st = os.stat(directory)
-        except OSError:
-            key.append((directory,))
-            continue
-        key.append((directory, st.st_dev, st.st_ino, st.st_mtime_ns))
-    return tuple(key)
+    return unit_path, key, tuple(unitfiles.installed(unit_path, patterns))
 
 
 def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgroupfs) -> UnitProperties | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 from . import __version__, changes, state, systemd, unitglob
 from .cgroups import Cgroupfs, rss_bytes
@@ -17,6 +16,7 @@ from .config import Config, default_agent_name
 from .host import read_host
 from .model import UP_STATES, AgentSample, Snapshot
 from .proc import Runner
+from .records import NamedTuple
 from .systemd import UnitProperties
 from .unitcache import Cache
 

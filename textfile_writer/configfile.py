@@ -49,6 +49,7 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
     if cache_dir is not None:
         try:
             payload = marshal.dumps((key, config.to_dict()))
+            os.makedirs(cache_dir, mode=0o755, exist_ok=True)  # a first run comes here before write() makes it
             atomic_write(cache_dir, CONFIG_CACHE_FILE, payload, 0o600)
         except (WriteError, OSError, ValueError):
             pass  # the cache only saves time; the run does not depend on it

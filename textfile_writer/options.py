@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 from .config import Config
 from .defaults import (
@@ -25,6 +24,7 @@ from .defaults import (
 )
 from .errors import ConfigError, shown
 from .files import path_problem
+from .records import NamedTuple
 from .systemd import CEILING_SECONDS, PER_UNIT_SECONDS
 
 DEFAULT_TIMEOUT = 5.0

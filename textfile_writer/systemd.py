@@ -5,8 +5,8 @@ The calls, each batched:
 - `list-units --all` of the configured names and patterns: the loaded units with their load,
   active and sub state (cheap: the manager answers from memory, ~7 ms flat);
 - `list-unit-files` of the patterns: installed units that are not loaded (costly: the manager reads
-  every matching file; changes.py reuses its answer while the unit search path is unchanged);
-- `show --property=UnitPath`: the manager's unit search path (once per cache);
+  every matching file; change-driven runs read the unit search path instead, unitfiles.py);
+- `show --property=UnitPath`: the manager's unit search path (once per unit cache);
 - `show` of exact names, never the patterns: a pattern would repeat every loaded unit that is also
   named, doubling show's work. It is the costly one (~0.7 ms of CPU per unit, client and manager):
   `query` below runs it for every unit (a full run), changes.py only for units that changed.
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
 
 from .defaults import SERVER_SERVICE, WRITER_SERVICE
 from .errors import SystemdError
 from .proc import Completed, Runner
+from .records import NamedTuple
+from .unitfiles import parse_unit_path
 
 SHOW_PROPERTIES = (
     "Id", "Names", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "CPUUsageNSec",
@@ -139,11 +140,7 @@ def list_unit_files(scope: str, patterns: Sequence[str], runner: Runner, budget:
 def unit_path(scope: str, runner: Runner, budget: Budget) -> tuple[str, ...]:
     """The manager's unit search path (its UnitPath property), in order."""
     done = runner(systemctl(scope, "show", "--property=UnitPath"), budget.for_units(0))
-    for line in _checked(done, "show --property=UnitPath").splitlines():
-        key, _, value = line.partition("=")
-        if key == "UnitPath":
-            return tuple(split_names(value))
-    raise SystemdError("systemctl show --property=UnitPath printed no UnitPath")
+    return parse_unit_path(_checked(done, "show --property=UnitPath"))
 
 
 def show(scope: str, names: Sequence[str], runner: Runner, budget: Budget) -> list[dict[str, str]]:

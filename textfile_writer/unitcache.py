@@ -16,20 +16,20 @@ properties systemd knew). Only `marshal` and the package's own hot-path modules 
 from __future__ import annotations
 
 import marshal
-from typing import NamedTuple
 
 from .cgroups import Identity
 from .files import read_private
+from .records import NamedTuple
+from .unitfiles import DirsKey
 
 FORMAT = "agent-exporter-unit-cache/1"
 # ~600 bytes a unit: room for 50000 units.
 MAX_BYTES = 32 << 20
 
 
-# The patterns, and per directory of the unit search path (path, st_dev, st_ino, st_mtime_ns), or
-# (path,) when it is absent: what the installed-units answer belongs to (changes.dirs_key).
-DirState = tuple[str, int, int, int] | tuple[str]
-FilesKey = tuple[tuple[str, ...], tuple[DirState, ...]] | None
+# The patterns and unitfiles.dirs_key of the unit search path: what the installed-units answer
+# belongs to.
+FilesKey = tuple[tuple[str, ...], DirsKey] | None
 
 
 class Entry(NamedTuple):
@@ -48,7 +48,8 @@ class Cache(NamedTuple):
 
     def dumps(self) -> bytes:
         units = {name: (e.props, tuple(e.identity), e.measured) for name, e in self.units.items()}
-        return marshal.dumps((FORMAT, self.boot_id, self.scope, self.unit_path, self.files_key,
+        # Built-in values only (str, int, None, tuple, dict): marshal refuses anything else itself.
+        return marshal.dumps((FORMAT, self.boot_id, self.scope, self.unit_path, self.files_key,  # type: ignore[arg-type]
                               self.files, units))
 
 

@@ -42,6 +42,7 @@ _NAME_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS
 # (the kernel's coarse clock; 1 s on ext3, 2 s on FAT) without its key changing: its key is not one
 # to cache on. Git calls this a racily clean index.
 SETTLE_NS = 3 * 10**9
+_UNSETTLED = "unsettled"
 
 _OCTAL = "01234567"
 _HEX = "0123456789abcdefABCDEF"
@@ -175,5 +176,16 @@ def dirs_key(unit_path: Sequence[str], clock: Callable[[], int] = time.time_ns) 
         if now - max(st.st_mtime_ns, st.st_ctime_ns) < SETTLE_NS:
             settled = False
     if not settled:
-        parts.append(("unsettled", now))
+        parts.append((_UNSETTLED, now))
     return tuple(parts)
+
+
+def same_directories(a: DirsKey, b: DirsKey) -> bool:
+    """Whether two keys saw the same directories in the same state, whether or not they were settled:
+    for what changes only with a directory's listing and is re-read anyway when it changes (the
+    names a cached `show` gave), not for the listing itself."""
+    return _without_mark(a) == _without_mark(b)
+
+
+def _without_mark(key: DirsKey) -> DirsKey:
+    return key[:-1] if key and key[-1][:1] == (_UNSETTLED,) else key
