@@ -19,9 +19,8 @@ A unit is answered from the cache only when all of these hold, otherwise it is s
 - its cgroup has the same identity (cgroups.Identity): the same directory inode (a stopped unit's
   directory is removed and a started one gets a new one), the same PIDs directly in it (an
   automatic restart, or `kill -9` under Restart=, replaces the processes even when the directory
-  stays), and the same invocation ID where the extended attribute is readable. The identity is
-  taken after the `show` that filled the entry, and the entry is kept only if the shown MainPID is
-  among those PIDs and the shown InvocationID matches, so a restart between the two is caught;
+  stays). The identity is taken after the `show` that filled the entry, and the entry is kept only
+  if the shown MainPID is among those PIDs, so a restart between the two is caught;
 - the cgroup still gives each of CPU, memory and tasks that systemd gave when cached.
 A change of the unit search path (a unit file added or removed, an alias, a mask) empties the
 cache: Names (aliases) are only as current as the last `show`.
@@ -136,8 +135,6 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
         return None
     identity = cgroupfs.identity(cgroup)
     if identity is None or main_pid not in identity.procs:
-        return None
-    if identity.invocation and identity.invocation != block.get("InvocationID"):
         return None
     measured = tuple(k for k in systemd.MEASURED if systemd.uint(block, k) is not None)
     if any(_measure(cgroupfs, k, cgroup) is None for k in measured):
