@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from devtools.harness import Fleet, MetricKey, UserManager, parse_metrics
+from devtools.stack import wait_until
 from devtools.wheels import Venv
 from tests.cli_checks import EXE
 
@@ -96,3 +97,30 @@ def test_write_imports_neither_re_nor_click_nor_yaml(public_venv: Venv, user_man
 def test_full_refresh_is_documented_in_help(user_manager: UserManager) -> None:
     done = subprocess.run([*EXE, "write", "--help"], capture_output=True, text=True, check=True, timeout=60)
     assert "--full-refresh" in done.stdout and "AGENT_EXPORTER_FULL_REFRESH" in done.stdout
+
+
+def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, tmp_path: Path) -> None:
+    """`systemctl reset-failed` sets a running unit's NRestarts to 0 and leaves no other trace: a unit
+    that has restarted is shown on every run, so the drop is reported as a full run reports it."""
+    flag = user_manager.base / "restarted-once"
+    unit = "agent-once-restarted.service"
+    user_manager.install_unit(unit, "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=always\nRestartSec=0.2\n"
+                                    f"ExecStart=/bin/sh -c 'if [ -e {flag} ]; then exec sleep infinity; fi; "
+                                    f"touch {flag}; exit 1'\n")
+    try:
+        user_manager.systemctl("start", unit)
+        wait_until(lambda: user_manager.show(unit, "NRestarts", "SubState") == {"NRestarts": "1", "SubState": "running"},
+                   30, f"{unit} to restart once and run")
+        conf = config(tmp_path, f"  - unit: {unit}\n    type: primary\n")
+        key = ("agent_restart_count", frozenset({("agent", "agent-once-restarted"), ("type", "primary")}))
+        write(user_manager, conf, tmp_path / "state")
+        metrics, shown, cached = write(user_manager, conf, tmp_path / "state")
+        assert (metrics[key], shown, cached) == (1, 1, 0)
+        user_manager.systemctl("reset-failed")
+        assert user_manager.show(unit, "NRestarts", "ActiveState") == {"NRestarts": "0", "ActiveState": "active"}
+        metrics, shown, _ = write(user_manager, conf, tmp_path / "state")
+        assert (metrics[key], shown) == (0, 1)
+        metrics, shown, cached = write(user_manager, conf, tmp_path / "state")  # now it may be cached
+        assert (metrics[key], shown, cached) == (0, 0, 1)
+    finally:
+        user_manager.systemctl("stop", unit, check=False)
