@@ -109,8 +109,8 @@ def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, t
                                     f"touch {flag}; exit 1'\n")
     try:
         user_manager.systemctl("start", unit)
-        wait_until(lambda: user_manager.show(unit, "NRestarts", "SubState") == {"NRestarts": "1", "SubState": "running"},
-                   30, f"{unit} to restart once and run")
+        once = {"NRestarts": "1", "SubState": "running"}
+        wait_until(lambda: user_manager.show(unit, "NRestarts", "SubState") == once, 30, f"{unit} to restart once")
         conf = config(tmp_path, f"  - unit: {unit}\n    type: primary\n")
         key = ("agent_restart_count", frozenset({("agent", "agent-once-restarted"), ("type", "primary")}))
         write(user_manager, conf, tmp_path / "state")
