@@ -42,6 +42,9 @@ from .unitglob import any_match
 
 # What list-units says of a unit that may be answered from the cache.
 STEADY = ("loaded", "active", "running")
+# Measured at 1000 explicit agents: 38 ms of the manager's CPU for list-units of the 1000 names,
+# 7 ms for one pattern that matches them all.
+EXPLICIT_LISTED = 64
 UnitProperties = dict[str, str]
 
 
@@ -59,7 +62,7 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     """The properties systemd.query would give, from as little work as the cache allows; `known`
     None makes it a full run."""
     budget = systemd.Budget.start(timeout, clock)
-    listed = systemd.list_units(scope, [*explicit, *patterns], runner, budget)
+    listed = systemd.list_units(scope, _listing_words(explicit, patterns), runner, budget)
     unit_path, files_key, files = _installed(scope, patterns, runner, budget, known)
     if known is not None and patterns and not _same_search_path(known.files_key, files_key):
         known = None  # the search path changed: aliases may have too
@@ -90,6 +93,15 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     mine, others = systemd.match_blocks(explicit, [*shown, *cached])
     return Answer(mine, others, Cache(boot_id, scope, unit_path, files_key, files, kept),
                   len(to_show), len(cached))
+
+
+def _listing_words(explicit: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """What to give list-units. The manager tries every word on every unit it has (fnmatch), so a
+    long explicit list costs it names x units: past EXPLICIT_LISTED names, list every unit instead
+    (a few hundred on a typical host, filtered here) and no pattern at all."""
+    if len(explicit) > EXPLICIT_LISTED:
+        return []
+    return [*explicit, *patterns]
 
 
 def _same_search_path(a: FilesKey, b: FilesKey) -> bool:

@@ -124,3 +124,18 @@ def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, t
         assert (metrics[key], shown, cached) == (0, 0, 1)
     finally:
         user_manager.systemctl("stop", unit, check=False)
+
+
+def test_a_long_explicit_list_is_listed_whole(user_manager: UserManager, fleet: Fleet, tmp_path: Path) -> None:
+    """Past EXPLICIT_LISTED names list-units gets no words (the manager would try each on each unit);
+    the answer is the same as for a short list: the absent and the alias-free units as a full run says."""
+    from textfile_writer.changes import EXPLICIT_LISTED
+
+    fillers = [f"agent-not-there-{i}.service" for i in range(EXPLICIT_LISTED)]
+    body = "".join(f"  - unit: {u}\n    type: primary\n" for u in [*fleet.long_running, fleet.failed, *fillers])
+    cheap, full = config(tmp_path / "cheap", body), config(tmp_path / "full", body)
+    write(user_manager, cheap, tmp_path / "cheap-state")
+    metrics, shown, cached = write(user_manager, cheap, tmp_path / "cheap-state")
+    assert cached == len(fleet.long_running) and shown == 1 + len(fillers)
+    reference, _, _ = write(user_manager, full, tmp_path / "full-state", "--full-refresh")
+    assert steady_part(metrics) == steady_part(reference)
