@@ -58,7 +58,7 @@ from devtools.stack import wait_until
 pytestmark = pytest.mark.integration
 
 FULL_REFRESH = ("--full-refresh",)
-DEFAULT_STEPS = 40
+DEFAULT_STEPS = 30
 Key = tuple[str, frozenset[tuple[str, str]]]
 Metrics = dict[Key, float]
 
@@ -104,8 +104,9 @@ class Writers:
         stderr = "".join(f"[{n}] {d.stderr}" for n, d in done.items() if d.stderr)
         for name, d in done.items():
             assert d.returncode == 0, f"the {name} writer exited {d.returncode}: {d.stderr}"
-        return (*(parse_metrics((self.base / n / "textfile" / "agents.prom").read_text()) for n in ("cheap", "full")),
-                took, stderr)
+        cheap_metrics, full_metrics = (parse_metrics((self.base / n / "textfile" / "agents.prom").read_text())
+                                       for n in ("cheap", "full"))
+        return cheap_metrics, full_metrics, took, stderr
 
 
 def agent_units(metrics: Metrics) -> dict[str, str]:
