@@ -8,6 +8,7 @@ The cgroupfs root is a parameter so tests can point it at a copy of real files.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 
@@ -50,6 +51,25 @@ class Cgroupfs:
             value = _int(_read(self._v1("pids", cgroup, "pids.current")))
         return value
 
+    def identity(self, cgroup: str) -> Identity | None:
+        """What changes whenever the unit's processes are replaced: the cgroup directory's inode
+        (systemd removes the directory when a unit stops and makes a new one when it starts), the
+        processes directly in it (an automatic restart may keep the directory, never the PIDs), and
+        the invocation ID systemd writes into the directory's extended attributes where this user
+        may read them. None when the cgroup has no directory."""
+        for base in (self.unified, os.path.join(self.root, "systemd")):
+            if base is None:
+                continue
+            top = _join(base, cgroup, "")
+            try:
+                inode = os.stat(top).st_ino
+            except OSError:
+                continue
+            text = _read(os.path.join(top, "cgroup.procs")) or ""
+            procs = tuple(sorted(int(p) for p in text.split() if p.isdigit()))
+            return Identity(inode, procs, _invocation(top))
+        return None
+
     def pids(self, cgroup: str) -> list[int] | None:
         """Processes in the cgroup itself and below it, or None when the cgroup is not found."""
         for base in (self.unified, os.path.join(self.root, "systemd")):
@@ -65,6 +85,22 @@ class Cgroupfs:
                     found.extend(int(p) for p in text.split() if p.isdigit())
             return found
         return None
+
+
+class Identity(NamedTuple):
+    inode: int
+    procs: tuple[int, ...]
+    invocation: str  # as systemctl prints InvocationID, or "" where the attribute is absent or not ours to read
+
+
+def _invocation(directory: str) -> str:
+    # trusted.* for the system manager (readable by root), user.* where systemd also sets it.
+    for name in ("trusted.invocation_id", "user.invocation_id"):
+        try:
+            return os.getxattr(directory, name).decode("ascii")  # systemd writes it as 32 hex digits
+        except (OSError, UnicodeDecodeError):
+            continue
+    return ""
 
 
 def _join(base: str, cgroup: str, name: str) -> str:
