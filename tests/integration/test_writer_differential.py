@@ -24,11 +24,15 @@ let the cache settle). Both files must hold the same samples with the same value
   agent_exporter_run_duration_seconds, and the host's system_memory_used_kb, system_disk_used_kb
   and system_load_average, which move on their own: present in both, any value.
 
-Seed: AGENT_EXPORTER_DIFF_SEED (default: the time, printed). Length: AGENT_EXPORTER_DIFF_STEPS
-(default 40: about 45 s on 2 shared CPUs, manager and fleet included; a long run is
-AGENT_EXPORTER_DIFF_STEPS=500, about 8 minutes). A failure names the seed, the step, the whole log
-of operations and the differing samples; `AGENT_EXPORTER_DIFF_SEED=<seed>
-AGENT_EXPORTER_DIFF_STEPS=<step> pytest tests/integration/test_writer_differential.py` replays it.
+Seed: AGENT_EXPORTER_DIFF_SEED (default: the time, printed, so each CI run walks a new sequence).
+Length: AGENT_EXPORTER_DIFF_STEPS, default 30 (a step costs 1.3-2 s on 2 CPUs: the two writers,
+two looks at systemd, the operation). Measured on 2 CPUs shared with other test suites: 10 steps
+in 15 s at load 2, 40 in 53 s at load 3, 30 in 63 s at load 5; at load 2 the default takes about
+45 s. A long run is AGENT_EXPORTER_DIFF_STEPS=400 or more. A failure names the seed, the step,
+the whole log of operations and the differing samples;
+`AGENT_EXPORTER_DIFF_SEED=<seed> AGENT_EXPORTER_DIFF_STEPS=<step> pytest
+tests/integration/test_writer_differential.py` replays it (the same operations; their timing,
+a kill racing a restart, may differ).
 
 test_restart_between_runs: a unit active at both runs but restarted between them, three ways
 (`systemctl restart`, an automatic restart after its main process exits, `kill -9` under
