@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -73,6 +74,7 @@ TASKS = 1.0
 CLOCK_SLACK = 0.05  # start time; and uptime on top of the pair's duration
 ANY_VALUE = frozenset({"agent_exporter_last_success_timestamp_seconds", "agent_exporter_run_duration_seconds",
                        "system_memory_used_kb", "system_disk_used_kb", "system_load_average"})
+CACHED = re.compile(r"(\d+) from the cache")  # the cheap writer's -v summary
 TOTALS = frozenset({"agents_running_total", "agents_total", "agent_exporter_collect_errors"})
 
 
@@ -98,10 +100,11 @@ class Writers:
         return self.manager.run(self.argv(name, *extra), check=False, timeout=120)
 
     def pair(self) -> tuple[Metrics, Metrics, float, str]:
-        """Both writers at once; (cheap, full, seconds the pair took, their stderr)."""
+        """Both writers at once; (cheap, full, seconds the pair took, their stderr). The cheap one
+        is verbose: its summary says how many units the cache answered."""
         started = time.monotonic()
         with ThreadPoolExecutor(2) as pool:
-            cheap = pool.submit(self.run, "cheap")
+            cheap = pool.submit(self.run, "cheap", "-v")
             full = pool.submit(self.run, "full", *FULL_REFRESH)
             done = {"cheap": cheap.result(), "full": full.result()}
         took = time.monotonic() - started
@@ -193,7 +196,7 @@ def test_cheap_path_matches_full_refresh(manager: tuple[UserManager, Path]) -> N
     fleet.install(rng)
     writers = Writers(user_manager, work / "writers")
     log: list[str] = []
-    compared = skipped = pairs = 0
+    compared = skipped = pairs = from_cache = 0
     moved_before: set[str] = set()
     started = time.monotonic()
     for step in range(1, steps + 1):
@@ -205,6 +208,7 @@ def test_cheap_path_matches_full_refresh(manager: tuple[UserManager, Path]) -> N
             moving = moved(before, fleet.observe())
             wrong, rows, left_out = differences(cheap, full, took, moving, moved_before)
             moved_before = moving
+            from_cache += sum(int(n) for n in CACHED.findall(stderr))
             compared, skipped, pairs = compared + rows, skipped + left_out, pairs + 1
             assert not wrong, (
                 f"the cheap run differs from --full-refresh at step {step} of seed {seed}\n"
@@ -215,10 +219,11 @@ def test_cheap_path_matches_full_refresh(manager: tuple[UserManager, Path]) -> N
                 "differences:\n" + "\n".join(wrong) + (f"\nwriters' stderr:\n{stderr}" if stderr else ""))
     took_all = time.monotonic() - started
     print(f"seed {seed}: {steps} steps, {pairs} pairs in {took_all:.1f}s; {compared} agent rows compared, "
-          f"{skipped} left out as moving")
+          f"{skipped} left out as moving; {from_cache} units answered from the cheap run's cache")
     print("\n".join(log))
     # The comparison must not be vacuous: most rows are compared.
     assert compared > 10 * skipped, (compared, skipped)
+    assert from_cache > 0, "the cheap run never answered from its cache: nothing was compared with a full run"
 
 
 # ---------------------------------------------------------------------------------------------
