@@ -28,9 +28,8 @@ Seed: AGENT_EXPORTER_DIFF_SEED (default: the time, printed, so each CI run walks
 Length: AGENT_EXPORTER_DIFF_STEPS, default 20 (a step costs 1.3-2 s on 2 CPUs: the two writers,
 two looks at systemd, the operation). Measured on 2 CPUs shared with other test suites (load 3-5):
 20 steps in 29 s, 30 in 63-66 s, 40 in 53 s at load 3; the default stays under 60 s there.
-A long run: 400 steps (433 writer pairs) took 563 s and passed, seed 20240611.
-A failure names the seed, the step,
-the whole log of operations and the differing samples;
+A long run: 400 steps (433 writer pairs) took 563 s and passed, seed 20240611. A failure names
+the seed, the step, the whole log of operations and the differing samples;
 `AGENT_EXPORTER_DIFF_SEED=<seed> AGENT_EXPORTER_DIFF_STEPS=<step> pytest
 tests/integration/test_writer_differential.py` replays it (the same operations; their timing,
 a kill racing a restart, may differ).
