@@ -223,7 +223,7 @@ class ScenarioFleet:
             (10, self.op_start), (8, self.op_stop), (8, self.op_restart), (8, self.op_kill_restarting),
             (4, self.op_kill_fail), (5, self.op_crash_toggle), (4, self.op_double_restart),
             (3, self.op_daemon_reload), (4, self.op_add_file), (4, self.op_remove_file), (2, self.op_edit_file),
-            (3, self.op_alias), (3, self.op_link), (3, self.op_mask), (3, self.op_reset_failed),
+            (3, self.op_alias), (3, self.op_link), (3, self.op_mask), (5, self.op_reset_failed),
             (5, self.op_transient), (6, self.op_settle),
         )
         op = rng.choices([o for _w, o in ops], weights=[w for w, _o in ops])[0]
@@ -377,7 +377,10 @@ class ScenarioFleet:
     def op_reset_failed(self, rng: random.Random) -> str:
         if rng.random() < 0.3:
             return f"reset-failed (all): {self._systemctl('reset-failed')}"
-        unit = rng.choice([*self.startable(), *TRANSIENT])
+        # Half the time a unit that may have restarted on its own: reset-failed zeroes its NRestarts
+        # while it keeps running, and leaves no other trace.
+        pool = self.restart_always() if rng.random() < 0.5 else [*self.startable(), *TRANSIENT]
+        unit = rng.choice(pool)
         return f"reset-failed {unit}: {self._systemctl('reset-failed', '--', unit)}"
 
     def op_transient(self, rng: random.Random) -> str:

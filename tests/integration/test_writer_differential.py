@@ -37,7 +37,8 @@ a kill racing a restart, may differ).
 test_restart_between_runs: a unit active at both runs but restarted between them, three ways
 (`systemctl restart`, an automatic restart after its main process exits, `kill -9` under
 Restart=always): the cheap run must report the new start time and NRestarts exactly as the full
-run does, and as systemd does.
+run does, and as systemd does. test_reset_failed_between_runs: `reset-failed` zeroes NRestarts of
+a running unit and leaves no other trace; the cheap run must report the 0.
 """
 
 from __future__ import annotations
@@ -298,3 +299,27 @@ def test_restart_between_runs(manager: tuple[UserManager, Path], way: str) -> No
 def wall_time(props: Mapping[str, str]) -> float:
     """ActiveEnterTimestampMonotonic as Unix time (systemd's ActiveEnterTimestamp is to the second)."""
     return time.time() - (time.monotonic() - int(props["ActiveEnterTimestampMonotonic"]) / 1e6)
+
+
+def test_reset_failed_between_runs(manager: tuple[UserManager, Path]) -> None:
+    """A running unit that restarted on its own has NRestarts 1; `reset-failed` sets it back to 0
+    and changes nothing else systemd shows: the cheap run must see the 0."""
+    user_manager, work = manager
+    user_manager.install_unit(FOCUS, focus_text(work / "never.fifo"))
+    os.mkfifo(work / "never.fifo")
+    user_manager.systemctl("start", FOCUS)
+    os.kill(int(user_manager.show(FOCUS, "MainPID")["MainPID"]), 9)
+    wait_until(lambda: user_manager.show(FOCUS, "NRestarts", "SubState") == {"NRestarts": "1", "SubState": "running"},
+               15, f"{FOCUS} restarted once")
+    writers = Writers(user_manager, work / "writers")
+    label = frozenset({("agent", "agent-focus"), ("type", "support")})
+    for _ in range(3):  # whatever the cheap run keeps of the unit, it has kept it by now
+        cheap, full, took, _stderr = writers.pair()
+        assert differences(cheap, full, took, set(), set())[0] == []
+        assert cheap[("agent_restart_count", label)] == 1
+    user_manager.systemctl("reset-failed", FOCUS)
+    assert user_manager.show(FOCUS, "NRestarts", "SubState") == {"NRestarts": "0", "SubState": "running"}
+    cheap, full, took, stderr = writers.pair()
+    wrong, _rows, _left_out = differences(cheap, full, took, set(), set())
+    assert wrong == [], "\n".join(["after reset-failed:", *wrong, stderr])
+    assert cheap[("agent_restart_count", label)] == full[("agent_restart_count", label)] == 0
