@@ -85,6 +85,7 @@ class Model:
     enabled: set[str] = field(default_factory=set)
     linked: bool = False
     crashing: set[str] = field(default_factory=set)
+    killed: list[str] = field(default_factory=list)  # chosen for kill -9 and a wait for the restart
 
 
 class ScenarioFleet:
@@ -263,6 +264,8 @@ class ScenarioFleet:
 
     def op_kill_restarting(self, rng: random.Random) -> str:
         unit, wait = rng.choice(self.restart_always()), rng.random() < 0.5
+        if wait:
+            self.model.killed.append(unit)
         before = self.manager.show(unit, "NRestarts").get("NRestarts", "")
         pid, what = self._kill(unit)
         if pid and wait:
@@ -377,9 +380,10 @@ class ScenarioFleet:
     def op_reset_failed(self, rng: random.Random) -> str:
         if rng.random() < 0.3:
             return f"reset-failed (all): {self._systemctl('reset-failed')}"
-        # Half the time a unit that may have restarted on its own: reset-failed zeroes its NRestarts
-        # while it keeps running, and leaves no other trace.
-        pool = self.restart_always() if rng.random() < 0.5 else [*self.startable(), *TRANSIENT]
+        # Half the time a unit that was killed and restarted on its own: reset-failed zeroes its
+        # NRestarts while it keeps running, and leaves no other trace.
+        pool = (self.model.killed or self.restart_always()) if rng.random() < 0.5 else [*self.startable(),
+                                                                                        *TRANSIENT]
         unit = rng.choice(pool)
         return f"reset-failed {unit}: {self._systemctl('reset-failed', '--', unit)}"
 
