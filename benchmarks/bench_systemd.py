@@ -616,7 +616,14 @@ def main() -> int:
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     command = " ".join([python, "-m", "benchmarks.bench_systemd", *sys.argv[1:]])
     start_load = loadavg()
-    results, stat_check = run_all(args.units, args.states, args.rounds)
+    try:
+        results, stat_check = run_all(args.units, args.states, args.rounds)
+    except KeyboardInterrupt:
+        print("bench_systemd: interrupted; every process it started was stopped", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"bench_systemd: {exc}", file=sys.stderr)
+        return 1
     text = report(results, args.rounds, command, (start_load, loadavg()), stat_check)
     print(text)
     if args.output:
