@@ -21,7 +21,8 @@ def fleet_units() -> list[str]:
 
 
 class Replay:
-    """A runner that answers each systemctl verb with the output captured from the real one."""
+    """A runner that answers each systemctl verb with the output captured from the real one; the
+    manager's own `show --property=UnitPath` is the verb "show UnitPath"."""
 
     def __init__(self, answers: dict[str, Completed]) -> None:
         self.answers = answers
@@ -30,6 +31,8 @@ class Replay:
     def __call__(self, argv: Sequence[str], timeout: float) -> Completed:
         self.calls.append(tuple(argv))
         verb = next(a for a in argv[1:] if not a.startswith("-"))
+        if verb == "show" and "--property=UnitPath" in argv:
+            verb = "show UnitPath"
         return self.answers[verb]._replace(argv=tuple(argv))
 
 
@@ -40,14 +43,16 @@ def ok(stdout: str) -> Completed:
 def fleet_replay() -> Replay:
     """The three calls of `query("user", ["agent-absent.service"], ["agent-*.service"])`, as captured."""
     return Replay({"list-units": ok(text("list_units.txt")), "list-unit-files": ok(text("list_unit_files.txt")),
-                   "show": ok(text("show_query.txt"))})
+                   "show": ok(text("show_query.txt")), "show UnitPath": ok(text("show_unit_path.txt"))})
 
 
-def fleet_blocks() -> dict[str, dict[str, str]]:
-    """The captured properties of every fleet unit, by unit name."""
+def fleet_blocks(capture: str = "show_fleet.txt") -> dict[str, dict[str, str]]:
+    """The captured properties of every fleet unit, by unit name: from the explicit `show` of the
+    fleet, or (capture="show_query.txt") from the `show` that fleet_replay() answers with. The two
+    were taken seconds apart: a crash-looping unit may be in another state in each."""
     from textfile_writer.systemd import parse_show
 
-    return {b["Id"]: b for b in parse_show(text("show_fleet.txt"))}
+    return {b["Id"]: b for b in parse_show(text(capture))}
 
 
 def cgroup_file(unit: str, hierarchy: str, name: str) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .console import PROG, run
 from .errors import Interrupted, UsageError
 
+TYPE_CHECKING = False  # typing itself costs the write path an import of `re`
 if TYPE_CHECKING:
     import click
 

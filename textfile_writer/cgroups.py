@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 
+from .records import NamedTuple
+
 DEFAULT_ROOT = "/sys/fs/cgroup"
 
 
 class Cgroupfs:
+    """A cgroupfs (pure cgroup2, hybrid or v1-only), and where each figure is read on it.
+
+    The layout is looked at once: a controller's v2 file is read only where the unified hierarchy
+    has that controller (hybrid hosts have none there but CPU's always-present cpu.stat), its v1
+    file only where that hierarchy is mounted. A change-driven run reads these files for every
+    running agent, so each read is one open, one read, one close, with no buffered-I/O layer."""
+
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = root
         if os.path.exists(os.path.join(root, "cgroup.controllers")):
@@ -21,41 +30,86 @@ class Cgroupfs:
             self.unified = os.path.join(root, "unified")  # hybrid
         else:
             self.unified = None  # legacy v1 only
+        v2 = set((_read(os.path.join(self.unified, "cgroup.controllers")) or "").split()) if self.unified else set()
 
-    def _v2(self, cgroup: str, name: str) -> str | None:
-        return None if self.unified is None else _join(self.unified, cgroup, name)
+        def places(controller: str, v2_file: str, v1_file: str, v2_always: bool = False) -> tuple[tuple[str, str], ...]:
+            found = []
+            if self.unified is not None and (v2_always or controller in v2):
+                found.append((self.unified, v2_file))
+            v1 = os.path.join(root, controller)
+            if os.path.isdir(v1):
+                found.append((v1, v1_file))
+            return tuple(found)
 
-    def _v1(self, controller: str, cgroup: str, name: str) -> str:
-        return _join(os.path.join(self.root, controller), cgroup, name)
+        self._cpu = places("cpuacct", "cpu.stat", "cpuacct.usage", v2_always=True)
+        self._memory = places("memory", "memory.current", "memory.usage_in_bytes")
+        self._tasks = places("pids", "pids.current", "pids.current")
+        self._relative: dict[str, str] = {}
+
+    def _first(self, places: tuple[tuple[str, str], ...], cgroup: str) -> tuple[str, str] | None:
+        """(file name, its text) from the first place that has the cgroup's file, or None."""
+        relative = self._within(cgroup)
+        for base, name in places:
+            text = _read(f"{base}/{relative}{name}")
+            if text is not None:
+                return name, text
+        return None
+
+    def _within(self, cgroup: str) -> str:
+        # ControlGroup is absolute within the hierarchy; never let it climb out of the root.
+        relative = self._relative.get(cgroup)
+        if relative is None:
+            relative = "".join(f"{p}/" for p in cgroup.split("/") if p and p not in (".", ".."))
+            self._relative[cgroup] = relative
+        return relative
 
     def cpu_ns(self, cgroup: str) -> int | None:
         """CPU time of the cgroup and its descendants, in nanoseconds."""
-        stat = _read(self._v2(cgroup, "cpu.stat"))
-        if stat is not None:
-            for line in stat.splitlines():
-                key, _, value = line.partition(" ")
-                if key == "usage_usec":
-                    return _int(value, 1000)
-        return _int(_read(self._v1("cpuacct", cgroup, "cpuacct.usage")))
+        found = self._first(self._cpu, cgroup)
+        if found is None:
+            return None
+        name, text = found
+        if name == "cpuacct.usage":
+            return _int(text)
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return _int(value, 1000)
+        return None
 
     def memory_bytes(self, cgroup: str) -> int | None:
-        value = _int(_read(self._v2(cgroup, "memory.current")))
-        if value is None:
-            value = _int(_read(self._v1("memory", cgroup, "memory.usage_in_bytes")))
-        return value
+        found = self._first(self._memory, cgroup)
+        return None if found is None else _int(found[1])
 
     def tasks(self, cgroup: str) -> int | None:
-        value = _int(_read(self._v2(cgroup, "pids.current")))
-        if value is None:
-            value = _int(_read(self._v1("pids", cgroup, "pids.current")))
-        return value
+        found = self._first(self._tasks, cgroup)
+        return None if found is None else _int(found[1])
+
+    def identity(self, cgroup: str) -> Identity | None:
+        """What changes whenever the unit's processes are replaced: the cgroup directory's inode
+        (systemd removes the directory when a unit stops and makes a new one when it starts), the
+        processes directly in it (an automatic restart may keep the directory, never the PIDs), and
+        the invocation ID systemd writes into the directory's extended attributes where this user
+        may read them. None when the cgroup has no directory."""
+        for base in (self.unified, os.path.join(self.root, "systemd")):
+            if base is None:
+                continue
+            top = f"{base}/{self._within(cgroup)}"
+            try:
+                inode = os.stat(top).st_ino
+            except OSError:
+                continue
+            text = _read(top + "cgroup.procs") or ""
+            procs = tuple(sorted(int(p) for p in text.split() if p.isdigit()))
+            return Identity(inode, procs, _invocation(top))
+        return None
 
     def pids(self, cgroup: str) -> list[int] | None:
         """Processes in the cgroup itself and below it, or None when the cgroup is not found."""
         for base in (self.unified, os.path.join(self.root, "systemd")):
             if base is None:
                 continue
-            top = _join(base, cgroup, "")
+            top = f"{base}/{self._within(cgroup)}"
             if not os.path.isdir(top):
                 continue
             found: list[int] = []
@@ -67,20 +121,46 @@ class Cgroupfs:
         return None
 
 
-def _join(base: str, cgroup: str, name: str) -> str:
-    # ControlGroup is absolute within the hierarchy; never let it climb out of the root.
-    parts = [p for p in cgroup.split("/") if p and p not in (".", "..")]
-    return os.path.join(base, *parts, name)
+class Identity(NamedTuple):
+    inode: int
+    procs: tuple[int, ...]
+    invocation: str  # as systemctl prints InvocationID, or "" where the attribute is absent or not ours to read
+
+
+def _invocation(directory: str) -> str:
+    # trusted.* for the system manager (readable by root), user.* where systemd also sets it.
+    for name in ("trusted.invocation_id", "user.invocation_id"):
+        try:
+            return os.getxattr(directory, name).decode("ascii")  # systemd writes it as 32 hex digits
+        except (OSError, UnicodeDecodeError):
+            continue
+    return ""
+
+
+# A cgroup's file is small, cgroup.procs aside (~8 bytes a process); past this it is not read on.
+_MAX_READ = 1 << 20
 
 
 def _read(path: str | None) -> str | None:
+    """A cgroupfs file's text (at most _MAX_READ bytes of it), or None when it cannot be read."""
     if path is None:
         return None
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return None
+    try:
+        data = os.read(fd, 65536)
+        if len(data) == 65536:  # cgroupfs sizes are 0: read on to the end or the limit
+            chunks = [data]
+            while sum(map(len, chunks)) < _MAX_READ and (chunk := os.read(fd, 65536)):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data.decode("utf-8", "replace")
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
 def _int(text: str | None, scale: int = 1) -> int | None:

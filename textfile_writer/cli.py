@@ -15,7 +15,7 @@ from . import __version__, systemd
 from .collect import collect
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
-from .options import COMMON, resolve
+from .options import COMMON, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
 from .proc import run
 from .report import as_json, table
 from .writer import command, load_previous
@@ -44,6 +44,7 @@ def cli() -> None:
 
 @cli.command()
 @common_options
+@click.option(FULL_REFRESH_FLAG, "full_refresh", is_flag=True, default=None, help=FULL_REFRESH_HELP)
 def write(**values: Any) -> None:
     """Collect once and replace the .prom file atomically.
 

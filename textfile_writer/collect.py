@@ -6,19 +6,19 @@ failure that leaves us knowing nothing about the agents (systemctl unusable) fai
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
-from . import __version__, state, systemd
+from . import __version__, changes, state, systemd, unitglob
 from .cgroups import Cgroupfs, rss_bytes
 from .config import Config, default_agent_name
 from .host import read_host
 from .model import UP_STATES, AgentSample, Snapshot
 from .proc import Runner
+from .records import NamedTuple
 from .systemd import UnitProperties
+from .unitcache import Cache
 
 
 class Agent(NamedTuple):
@@ -38,6 +38,13 @@ class Result(NamedTuple):
     snapshot: Snapshot
     state: state.State
     problems: tuple[str, ...]
+    units: changes.Answer | None = None  # a change-driven run's cache and counts
+
+
+class ChangeDriven(NamedTuple):
+    """Collect change-driven (changes.py), from the last run's unit cache (None: none usable)."""
+
+    cache: Cache | None
 
 
 def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
@@ -62,7 +69,7 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
     patterns = config.patterns
     for unit, props in discovered:
         aliases = [unit, *systemd.split_names(props.get("Names", ""))]
-        match = next((p for p in patterns if any(fnmatch.fnmatchcase(n, str(p.pattern)) for n in aliases)), None)
+        match = next((p for p in patterns if any(unitglob.match(str(p.pattern), n) for n in aliases)), None)
         if match is not None:
             add(Agent(unit, default_agent_name(unit), match.type), props)
     return agents, problems
@@ -70,12 +77,21 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
 
 def collect(config: Config, previous: state.State | None, runner: Runner, timeout: float,
             cgroupfs: Cgroupfs | None = None, clock: Clock | None = None,
-            proc_root: str = "/proc") -> Result:
+            proc_root: str = "/proc", change_driven: ChangeDriven | None = None) -> Result:
+    """One collection; with `change_driven`, from as little systemd work as its cache allows, and
+    the next run's cache in Result.units."""
     clock = clock or Clock()
     cgroupfs = cgroupfs or Cgroupfs()
     started_ns = clock.monotonic_ns()
-    explicit_props, discovered = systemd.query(config.scope, [str(s.unit) for s in config.explicit],
-                                               [str(s.pattern) for s in config.patterns], runner, timeout)
+    explicit = [str(s.unit) for s in config.explicit]
+    patterns = [str(s.pattern) for s in config.patterns]
+    answer = None
+    if change_driven is None:
+        explicit_props, discovered = systemd.query(config.scope, explicit, patterns, runner, timeout)
+    else:
+        answer = changes.query(config.scope, explicit, patterns, runner, timeout, cgroupfs,
+                               change_driven.cache, state.boot_id(proc_root))
+        explicit_props, discovered = answer.explicit, answer.discovered
     agents, problems = resolve_agents(config, explicit_props, discovered)
     now_ns = clock.monotonic_ns()
     now_wall = clock.wall()
@@ -99,7 +115,7 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
         collect_errors=len(problems), version=__version__,
     )
     new_state = state.State(state.boot_id(proc_root), config.scope, now_ns, counters)
-    return Result(snapshot, new_state, tuple(problems))
+    return Result(snapshot, new_state, tuple(problems), answer)
 
 
 def _agent_sample(agent: Agent, props: systemd.UnitProperties, scope: str,

@@ -22,7 +22,7 @@ from . import __version__
 from .config import Config, builtin_config, parse_config
 from .defaults import CONFIG_CACHE_FILE
 from .errors import ConfigError, WriteError
-from .files import open_regular, path_problem, read_open, read_regular
+from .files import path_problem, read_private, read_regular
 from .textfile import atomic_write
 
 MAX_CONFIG_BYTES = 1 << 20  # thousands of agents fit in a few hundred KiB
@@ -49,6 +49,7 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
     if cache_dir is not None:
         try:
             payload = marshal.dumps((key, config.to_dict()))
+            os.makedirs(cache_dir, mode=0o755, exist_ok=True)  # a first run comes here before write() makes it
             atomic_write(cache_dir, CONFIG_CACHE_FILE, payload, 0o600)
         except (WriteError, OSError, ValueError):
             pass  # the cache only saves time; the run does not depend on it
@@ -70,16 +71,8 @@ def read_text(path: str) -> str:
 
 def _read_cache(path: str, key: tuple[object, ...]) -> Config | None:
     try:
-        fd, st = open_regular(path, follow=False)
-        try:
-            # Only a file we wrote ourselves: owned by us, writable by nobody else.
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-                return None
-            # Bytes first, then loads: marshal.load on a file allocates what a header claims.
-            raw = read_open(fd, st, MAX_CACHE_BYTES)
-        finally:
-            os.close(fd)
-        cached_key, data = marshal.loads(raw)  # noqa: S302 - our own file, checked above
+        # Bytes first, then loads: marshal.load on a file allocates what a header claims.
+        cached_key, data = marshal.loads(read_private(path, MAX_CACHE_BYTES))  # noqa: S302 - our own file
         if cached_key != key:
             return None
         return Config.from_dict(data)

@@ -28,6 +28,8 @@ STATE_DIRECTORY = "agent-exporter"  # the units' StateDirectory=, under /var/lib
 SYSTEM_STATE_DIR = f"/var/lib/{STATE_DIRECTORY}"
 STATE_FILE = "cpu-state"  # the previous run's CPU counters (state.py)
 CONFIG_CACHE_FILE = "config-cache.marshal"  # the validated configuration (configfile.py)
+UNIT_CACHE_FILE = "unit-cache.marshal"  # the slow unit properties of the last run (unitcache.py)
+STATE_FILES = (STATE_FILE, CONFIG_CACHE_FILE, UNIT_CACHE_FILE)
 
 WRITER_SERVICE = "agent-exporter.service"
 WRITER_TIMER = "agent-exporter.timer"

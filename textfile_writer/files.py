@@ -85,6 +85,19 @@ def read_open(fd: int, st: os.stat_result, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def read_private(path: str, limit: int) -> bytes:
+    """The bytes of a file this process wrote for itself (a cache): a regular file, not followed,
+    owned by our effective user and writable by nobody else; OSError otherwise. Such a file is
+    trusted as our own output, so nothing another user could have planted is ever read."""
+    fd, st = open_regular(path, follow=False)
+    try:
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise OSError(errno.EPERM, "not ours alone (another owner, or writable by others)")
+        return read_open(fd, st, limit)
+    finally:
+        os.close(fd)
+
+
 def check_regular(path: str, limit: int) -> None:
     """Raise OSError unless `path` is a regular file within `limit` bytes: for files handed to code
     that opens them itself (ssl's load_cert_chain), which would block on a FIFO."""

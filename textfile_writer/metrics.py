@@ -13,7 +13,10 @@ from .model import STATES, AgentSample, Snapshot
 
 _INF = float("inf")
 
-Sample = tuple[dict[str, str], float | int | None]
+# (the sample's labels, rendered: `agent="x",type="y"`, or "" for none; its value or None for absent).
+# Labels are rendered once per agent and reused by every family: at 1000 agents that is most of
+# render's work saved.
+Sample = tuple[str, float | int | None]
 
 
 def escape_label(value: str) -> str:
@@ -22,6 +25,10 @@ def escape_label(value: str) -> str:
 
 def escape_help(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def labels(**pairs: str) -> str:
+    return ",".join(f'{k}="{escape_label(v)}"' for k, v in pairs.items())
 
 
 def format_value(value: float | int) -> str:
@@ -40,14 +47,10 @@ def format_value(value: float | int) -> str:
 
 def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
     lines = [f"# HELP {name} {escape_help(help_text)}", f"# TYPE {name} {kind}"]
-    for labels, value in samples:
+    for text, value in samples:
         if value is None:
             continue
-        if labels:
-            pairs = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-            lines.append(f"{name}{{{pairs}}} {format_value(value)}")
-        else:
-            lines.append(f"{name} {format_value(value)}")
+        lines.append(f"{name}{{{text}}} {format_value(value)}" if text else f"{name} {format_value(value)}")
     return lines
 
 
@@ -57,10 +60,11 @@ def _kb(value: int | None) -> float | None:
 
 def render(snap: Snapshot) -> str:
     agents = sorted(snap.agents, key=lambda a: (a.name, a.unit))
+    keys = [labels(agent=a.name, type=a.type) for a in agents]
     host = snap.host
 
     def per_agent(get: Callable[[AgentSample], float | int | None]) -> list[Sample]:
-        return [({"agent": a.name, "type": a.type}, get(a)) for a in agents]
+        return [(key, get(a)) for key, a in zip(keys, agents, strict=True)]
 
     load = host.load
     out: list[str] = []
@@ -82,27 +86,27 @@ def render(snap: Snapshot) -> str:
                   "Automatic restarts of the agent's unit counted by systemd (NRestarts).",
                   per_agent(lambda a: a.restarts))
     out += family("agents_running_total", "gauge", "Agents with agent_up 1.",
-                  [({}, snap.running)])
+                  [("", snap.running)])
     out += family("agents_total", "gauge", "Agents configured and discovered.",
-                  [({}, len(agents))])
+                  [("", len(agents))])
     out += family("system_memory_used_kb", "gauge",
                   "Host memory in use in KiB (MemTotal - MemAvailable).",
-                  [({}, _kb(host.memory_used_bytes))])
+                  [("", _kb(host.memory_used_bytes))])
     out += family("system_memory_total_kb", "gauge", "Host memory in KiB (MemTotal).",
-                  [({}, _kb(host.memory_total_bytes))])
+                  [("", _kb(host.memory_total_bytes))])
     out += family("system_disk_used_kb", "gauge",
                   "Used space in KiB of the filesystem at disk_path.",
-                  [({}, _kb(host.disk_used_bytes))])
+                  [("", _kb(host.disk_used_bytes))])
     out += family("system_disk_total_kb", "gauge",
                   "Size in KiB of the filesystem at disk_path.",
-                  [({}, _kb(host.disk_total_bytes))])
+                  [("", _kb(host.disk_total_bytes))])
     out += family("system_load_average", "gauge", "Host load average over the period.",
-                  [({"period": p}, None if load is None else load[i])
+                  [(labels(period=p), None if load is None else load[i])
                    for i, p in enumerate(("1m", "5m", "15m"))])
     out += family("agent_state", "gauge",
                   "1 for the agent unit's current ActiveState, 0 for the others.",
-                  [({"agent": a.name, "type": a.type, "state": s}, int(a.state == s))
-                   for a in agents for s in STATES])
+                  [(f'{key},state="{s}"', int(a.state == s))
+                   for key, a in zip(keys, agents, strict=True) for s in STATES])
     out += family("agent_cpu_seconds_total", "counter",
                   "CPU time used by the agent's cgroup, in seconds.",
                   per_agent(lambda a: a.cpu_seconds))
@@ -113,18 +117,18 @@ def render(snap: Snapshot) -> str:
                   per_agent(lambda a: None if a.start_time_seconds is None
                             else round(a.start_time_seconds, 3)))
     out += family("agent_info", "gauge", "The systemd unit behind each agent; always 1.",
-                  [({"agent": a.name, "type": a.type, "unit": a.unit, "scope": a.scope}, 1)
-                   for a in agents])
+                  [(f"{key},{labels(unit=a.unit, scope=a.scope)}", 1)
+                   for key, a in zip(keys, agents, strict=True)])
     out += family("agent_exporter_last_success_timestamp_seconds", "gauge",
-                  "Unix time this file was produced.", [({}, round(snap.timestamp, 3))])
+                  "Unix time this file was produced.", [("", round(snap.timestamp, 3))])
     out += family("agent_exporter_run_duration_seconds", "gauge",
                   "How long the run that produced this file took, in seconds.",
-                  [({}, round(snap.duration_seconds, 6))])
+                  [("", round(snap.duration_seconds, 6))])
     out += family("agent_exporter_collect_errors", "gauge",
                   "Problems met in this run (a unit that could not be read, a fallback that "
                   "failed); details are in the writer's log.",
-                  [({}, snap.collect_errors)])
+                  [("", snap.collect_errors)])
     out += family("agent_exporter_build_info", "gauge", "agent-exporter's version; always 1.",
-                  [({"version": snap.version}, 1)])
+                  [(labels(version=snap.version), 1)])
     out.append("")
     return "\n".join(out)

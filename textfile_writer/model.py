@@ -1,9 +1,9 @@
 """The model of one run: what the collectors fill in and metrics.py renders. Values only: no I/O here,
-and nothing but `typing` imported, because the writer's hot path loads it every run."""
+and nothing but records.NamedTuple imported, because the writer's hot path loads it every run."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from .records import NamedTuple
 
 
 class HostSample(NamedTuple):

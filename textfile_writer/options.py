@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 from .config import Config
 from .defaults import (
@@ -23,8 +22,9 @@ from .defaults import (
     default_state_dir,
     textfile_name_problem,
 )
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .files import path_problem
+from .records import NamedTuple
 from .systemd import CEILING_SECONDS, PER_UNIT_SECONDS
 
 DEFAULT_TIMEOUT = 5.0
@@ -59,6 +59,13 @@ COMMON = (
            f"{PER_UNIT_SECONDS * 1000:g} ms more per unit it asks about, and all of a run's calls end by "
            f"{CEILING_SECONDS:g} s, or SECONDS if longer (default: {DEFAULT_TIMEOUT:g})"),
 )
+# `write` only: the one switch of the fast path besides -v.
+FULL_REFRESH_FLAG = "--full-refresh"
+FULL_REFRESH_ENV = "AGENT_EXPORTER_FULL_REFRESH"
+FULL_REFRESH_HELP = ("ask systemd about every unit with `systemctl show`, ignoring the unit cache (which this "
+                     "run writes anew): what every run did before change-driven collection, to compare or "
+                     f"repair. [env: {FULL_REFRESH_ENV}=1]")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _BY_FLAG = {o.flag: o for o in COMMON}
 _BY_DEST = {o.dest: o for o in COMMON}
 
@@ -68,16 +75,17 @@ class Settings(NamedTuple):
     state_dir: str
     timeout: float
     verbose: bool
+    full_refresh: bool = False
 
 
 def parse_fast(args: Sequence[str]) -> dict[str, str | None] | None:
     """Parse `write`'s arguments without click; None means "let click handle this"."""
-    values: dict[str, str | None] = {"verbose": None}
+    values: dict[str, str | None] = {"verbose": None, "full_refresh": None}
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in ("-v", "--verbose"):
-            values["verbose"] = "1"
+        if arg in ("-v", "--verbose", FULL_REFRESH_FLAG):
+            values["full_refresh" if arg == FULL_REFRESH_FLAG else "verbose"] = "1"
             i += 1
             continue
         flag, eq, inline = arg.partition("=")
@@ -138,4 +146,14 @@ def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] 
             raise ConfigError("--textfile-name", None, None, problem)
         config = config._replace(textfile_name=textfile_name)
     return Settings(config=config, state_dir=state_dir, timeout=timeout,
-                    verbose=bool(values.get("verbose")))
+                    verbose=bool(values.get("verbose")), full_refresh=_full_refresh(values, env))
+
+
+def _full_refresh(values: Mapping[str, str | bool | None], env: Mapping[str, str]) -> bool:
+    if values.get("full_refresh"):
+        return True
+    text = env.get(FULL_REFRESH_ENV, "").strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise ConfigError(FULL_REFRESH_ENV, None, None,
+                          f"must be 1 or 0 (true/false, yes/no, on/off), got {shown(text)}")
+    return text in _TRUE

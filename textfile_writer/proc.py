@@ -16,9 +16,9 @@ import os
 import select
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
 
 from .errors import CommandError
+from .records import NamedTuple
 
 
 class Completed(NamedTuple):

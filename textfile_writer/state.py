@@ -12,9 +12,9 @@ this run (unknown, not zero):
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from .files import read_regular
+from .records import NamedTuple
 
 # A line-based text file (no JSON: the json module costs more to import than the file is worth):
 #   agent-exporter-state/1

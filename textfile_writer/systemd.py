@@ -1,10 +1,15 @@
 """Talking to systemd: the argv of every systemctl call, and pure parsers for what it prints.
 
 Every call goes through the runner seam (proc.run): LC_ALL=C, a timeout, unit names after `--`.
-A run makes one batched `show` for all agents, preceded, only when the configuration has
-patterns, by `list-units` (loaded units: running, failed, or running although their file is gone)
-and `list-unit-files` (installed units that are not loaded). `show` gets exact names, never the
-patterns: a pattern would repeat every loaded unit that is also named, doubling show's work.
+The calls, each batched:
+- `list-units --all` of the configured names and patterns: the loaded units with their load,
+  active and sub state (cheap: the manager answers from memory, ~7 ms flat);
+- `list-unit-files` of the patterns: installed units that are not loaded (costly: the manager reads
+  every matching file; change-driven runs read the unit search path instead, unitfiles.py);
+- `show --property=UnitPath`: the manager's unit search path (once per unit cache);
+- `show` of exact names, never the patterns: a pattern would repeat every loaded unit that is also
+  named, doubling show's work. It is the costly one (~0.7 ms of CPU per unit, client and manager):
+  `query` below runs it for every unit (a full run), changes.py only for units that changed.
 Blocks are matched to units by Id and Names (an alias answers with its unit's Id), once each.
 
 Sizes. Names and patterns go to systemctl in batches (at most SHOW_BATCH names and ARGV_BYTES of
@@ -16,17 +21,20 @@ all the calls of one run end by CEILING_SECONDS, below the writer unit's Timeout
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .defaults import SERVER_SERVICE, WRITER_SERVICE
 from .errors import SystemdError
 from .proc import Completed, Runner
+from .records import NamedTuple
+from .unitfiles import parse_unit_path
 
 SHOW_PROPERTIES = (
     "Id", "Names", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "CPUUsageNSec",
-    "MemoryCurrent", "TasksCurrent", "ControlGroup", "ActiveEnterTimestampMonotonic",
+    "MemoryCurrent", "TasksCurrent", "ControlGroup", "ActiveEnterTimestampMonotonic", "InvocationID",
 )
+# What a unit's cgroup tells at any time (cgroups.py): a cached block never keeps these.
+MEASURED = ("CPUUsageNSec", "MemoryCurrent", "TasksCurrent")
 # What systemd prints for "no value": unset, unlimited, or the all-ones 64-bit sentinel.
 _UNKNOWN = frozenset({"", "[not set]", "[no data]", "infinity", str(2**64 - 1)})
 # agent-exporter's own services (timers/, installed by `agent-exporter install`): never agents, even
@@ -98,32 +106,72 @@ def _checked(done: Completed, what: str) -> str:
     return done.stdout
 
 
-def discover(scope: str, patterns: Sequence[str], runner: Runner, budget: Budget) -> list[str]:
-    """Units matching the patterns that are loaded (any state) or installed; templates and our own
-    services left out.
+Listed = dict[str, tuple[str, str, str]]
 
-    list-units answers from memory (the base timeout is plenty); list-unit-files reads every
-    matching file and cannot be sized before it has counted them: it may take what is left of the
-    run's budget.
-    """
+
+def list_units(scope: str, words: Sequence[str], runner: Runner, budget: Budget) -> Listed:
+    """The loaded services among `words` (names or patterns): Id -> (LoadState, ActiveState, SubState).
+
+    The manager matches the words against each unit's Id only (fnmatch, no escapes): an alias
+    never appears here under its own name."""
+    listed: Listed = {}
+    for group in batches(words):
+        done = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--", *group),
+                      budget.for_units(len(group)))
+        for line in _checked(done, "list-units").splitlines():
+            fields = line.split(None, 4)
+            if len(fields) >= 4 and fields[0].endswith(".service"):
+                listed[fields[0]] = (fields[1], fields[2], fields[3])
+    return listed
+
+
+def list_unit_files(scope: str, patterns: Sequence[str], runner: Runner, budget: Budget) -> list[str]:
+    """Installed services matching the patterns, loaded or not. The manager reads every matching
+    file and the count is unknown before: the call may take what is left of the run's budget."""
     names: list[str] = []
-    groups = list(batches(patterns))
-    for group in groups:
-        loaded = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--",
-                                  *group), budget.for_units(0))
-        names += parse_first_column(_checked(loaded, "list-units"))
-    for group in groups:
+    for group in batches(patterns):
         files = runner(systemctl(scope, "list-unit-files", "--no-legend", "--full", "--", *group), budget.left())
         if not (files.returncode == 1 and not files.stdout.strip() and not files.stderr.strip()):
             # (exit 1 with no output at all is list-unit-files' answer for "nothing matches", systemd 252)
             names += parse_first_column(_checked(files, "list-unit-files"))
+    return names
+
+
+def unit_path(scope: str, runner: Runner, budget: Budget) -> tuple[str, ...]:
+    """The manager's unit search path (its UnitPath property), in order."""
+    done = runner(systemctl(scope, "show", "--property=UnitPath"), budget.for_units(0))
+    return parse_unit_path(_checked(done, "show --property=UnitPath"))
+
+
+def show(scope: str, names: Sequence[str], runner: Runner, budget: Budget) -> list[dict[str, str]]:
+    """The properties of each named unit, one block per name, in batches."""
+    blocks: list[dict[str, str]] = []
+    for group in batches(names):
+        done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--", *group),
+                      budget.for_units(len(group)))
+        blocks += parse_show(_checked(done, "show"))
+    return blocks
+
+
+def agent_units(names: Iterable[str]) -> list[str]:
+    """The services that can be agents, sorted and once each: no templates, none of our own."""
     return sorted({n for n in names if "@." not in n and n not in OWN_SERVICES})
+
+
+def discover(scope: str, patterns: Sequence[str], runner: Runner, budget: Budget) -> list[str]:
+    """Units matching the patterns that are loaded (any state) or installed; templates and our own
+    services left out."""
+    if not patterns:
+        return []
+    loaded = list_units(scope, patterns, runner, budget)
+    return agent_units([*loaded, *list_unit_files(scope, patterns, runner, budget)])
 
 
 def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner,
           timeout: float, clock: Callable[[], float] = time.monotonic
           ) -> tuple[list[dict[str, str]], list[tuple[str, dict[str, str]]]]:
-    """Properties of the explicit units (in their order) and of every other unit the patterns find.
+    """A full run: the properties of the explicit units (in their order) and of every other unit
+    the patterns find, all from `show`.
 
     `timeout` is the base of the run's Budget. Returns (one mapping per explicit unit,
     [(unit, mapping)] for discovered units sorted by name).
@@ -131,12 +179,7 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     budget = Budget.start(timeout, clock)
     wanted = set(explicit)
     names = [*explicit, *(u for u in discover(scope, patterns, runner, budget) if u not in wanted)]
-    blocks: list[dict[str, str]] = []
-    for group in batches(names):
-        done = runner(systemctl(scope, "show", "--property=" + ",".join(SHOW_PROPERTIES), "--", *group),
-                      budget.for_units(len(group)))
-        blocks += parse_show(_checked(done, "show"))
-    return match_blocks(explicit, blocks)
+    return match_blocks(explicit, show(scope, names, runner, budget))
 
 
 def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from . import state
+from . import state, unitcache
 from .cgroups import Cgroupfs
-from .collect import Clock, Result, collect
+from .collect import ChangeDriven, Clock, Result, collect
 from .console import say, warn
-from .defaults import CONFIG_CACHE_FILE, STATE_FILE, lock_name
+from .defaults import STATE_FILE, STATE_FILES, UNIT_CACHE_FILE, lock_name
 from .errors import WriteError
 from .metrics import render
 from .options import Settings, resolve
@@ -48,18 +48,32 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
     with RunLock(lock, settings.timeout):
         # Killed runs leave temporary files in both directories; one rule sweeps them.
         remove_stale_temps(directory, config.textfile_name)
-        for name in (STATE_FILE, CONFIG_CACHE_FILE):
+        for name in STATE_FILES:
             remove_stale_temps(settings.state_dir, name)
         previous, why = load_previous(settings, proc_root)
         if why:
             note(f"{why}; agent_cpu_percent is left out for running agents this run")
-        result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root)
+        known = None
+        if settings.full_refresh:
+            note("--full-refresh: every unit is asked with systemctl show")
+        else:
+            known, why = unitcache.load(os.path.join(settings.state_dir, UNIT_CACHE_FILE),
+                                        state.boot_id(proc_root), config.scope)
+            if why:
+                note(f"{why}; every unit is asked with systemctl show this run")
+        result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root,
+                         ChangeDriven(known))
         atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
         try:
             atomic_write(settings.state_dir, STATE_FILE, result.state.to_text().encode())
         except WriteError as exc:
             raise WriteError(f"wrote {config.textfile_path}, but could not keep the CPU counters "
                              f"({exc}); the next run will have no agent_cpu_percent") from exc
+        if result.units is not None and result.units.cache != known:
+            try:
+                atomic_write(settings.state_dir, UNIT_CACHE_FILE, result.units.cache.dumps(), 0o600)
+            except WriteError as exc:
+                note(f"could not keep the unit cache ({exc}); the next run asks systemd about every unit")
     return result
 
 
@@ -72,5 +86,7 @@ def command(values: Mapping[str, str | bool | None]) -> None:
         warn(problem)
     if settings.verbose:
         snap = result.snapshot
+        units = result.units
+        asked = "" if units is None else f", {units.shown} units shown, {units.cached} from the cache"
         say(f"wrote {settings.config.textfile_path}: {len(snap.agents)} agents, {snap.running} running, "
-            f"{len(result.problems)} problems, {snap.duration_seconds * 1000:.1f} ms")
+            f"{len(result.problems)} problems{asked}, {snap.duration_seconds * 1000:.1f} ms")

@@ -38,8 +38,9 @@ def test_every_fleet_agent_with_its_state() -> None:
     agents = by_name(run())
     assert set(agents) == {"agent-absent", "big", "agent-running", "agent-stopped", "agent-failed",
                            "agent-crashloop", "agent-we\\x20ird"}
+    answered = fleet_blocks("show_query.txt")  # what fleet_replay() answers
     for agent in agents.values():
-        captured = BLOCKS[agent.unit]
+        captured = answered[agent.unit]
         assert agent.state == captured["ActiveState"]
         assert agent.up == (captured["ActiveState"] in ("active", "reloading"))
         assert agent.restarts == int(captured["NRestarts"])

@@ -24,14 +24,35 @@ def click_values(args: list[str]) -> dict[str, object]:
     ["--config=/etc/a.yml", "--scope", "system", "-v"],
     ["--textfile-dir", "/tmp/x", "--textfile-name=x.prom", "--state-dir", "/s", "--timeout", "2.5"],
     ["--verbose", "--scope=user"],
+    ["--full-refresh", "--scope=user"],
+    ["-v", "--full-refresh"],
 ])
 def test_fast_path_reads_what_click_reads(args: list[str]) -> None:
     fast = parse_fast(args)
     assert fast is not None
     slow = click_values(args)
-    assert {k: v for k, v in fast.items() if k != "verbose"} == {
-        k: v for k, v in slow.items() if v is not None and k != "verbose"}
-    assert bool(fast["verbose"]) == slow["verbose"]
+    switches = ("verbose", "full_refresh")
+    assert {k: v for k, v in fast.items() if k not in switches} == {
+        k: v for k, v in slow.items() if v is not None and k not in switches}
+    for switch in switches:
+        assert bool(fast[switch]) == bool(slow[switch]), switch
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    ([], {}, False), (["--full-refresh"], {}, True), ([], {"AGENT_EXPORTER_FULL_REFRESH": "1"}, True),
+    ([], {"AGENT_EXPORTER_FULL_REFRESH": "no"}, False),
+    (["--full-refresh"], {"AGENT_EXPORTER_FULL_REFRESH": "0"}, True),
+])
+def test_full_refresh_from_flag_or_environment(args: list[str], env: dict[str, str], expected: bool,
+                                               tmp_path: Path) -> None:
+    values = parse_fast([*args, "--state-dir", str(tmp_path)])
+    assert values is not None
+    assert resolve(values, environ=env).full_refresh is expected
+
+
+def test_full_refresh_environment_must_be_a_boolean(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"AGENT_EXPORTER_FULL_REFRESH.*must be 1 or 0"):
+        resolve({"state_dir": str(tmp_path)}, environ={"AGENT_EXPORTER_FULL_REFRESH": "maybe"})
 
 
 @pytest.mark.parametrize("args", [

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from captured import CGROUP_ROOT, Replay, fleet_blocks, fleet_replay, ok, text
 
-from textfile_writer import state, writer
+from textfile_writer import state, unitcache, writer
 from textfile_writer.cgroups import Cgroupfs
 from textfile_writer.collect import Clock, Result
 from textfile_writer.config import parse_config
-from textfile_writer.defaults import STATE_FILE, TEMP_SUFFIX, lock_name, temp_prefix
+from textfile_writer.defaults import STATE_FILE, TEMP_SUFFIX, UNIT_CACHE_FILE, lock_name, temp_prefix
 from textfile_writer.errors import LockError, SystemdError, WriteError
 from textfile_writer.metrics import render
 from textfile_writer.options import Settings
@@ -87,7 +87,11 @@ def test_run_replaces_the_textfile_atomically_and_keeps_the_counters(tmp_path: P
     assert sorted(os.listdir(textfile_dir)) == sorted([LOCK, CONFIG.textfile_name])
 
     state_file = tmp_path / "state" / STATE_FILE
-    assert os.listdir(tmp_path / "state") == [STATE_FILE]
+    assert sorted(os.listdir(tmp_path / "state")) == sorted([STATE_FILE, UNIT_CACHE_FILE])
+    assert (tmp_path / "state" / UNIT_CACHE_FILE).stat().st_mode & 0o777 == 0o600
+    assert result.units is not None
+    assert unitcache.load(str(tmp_path / "state" / UNIT_CACHE_FILE), state.boot_id(), "user") == (
+        result.units.cache, None)
     assert state_file.read_text() == result.state.to_text()
     assert state.load(str(state_file), state.boot_id(), "user") == (result.state, None)
     assert result.state.counters[RUNNING].active_enter_us == ENTER_US

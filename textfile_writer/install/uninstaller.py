@@ -8,7 +8,7 @@ import os
 import stat
 from collections.abc import Mapping
 
-from ..defaults import CONFIG_CACHE_FILE, STATE_FILE, lock_name, temp_prefix
+from ..defaults import STATE_FILES, lock_name, temp_prefix
 from ..errors import AgentExporterError, InstallError
 from ..proc import Runner, run
 from ..textfile import RunLock
@@ -102,7 +102,7 @@ class Uninstaller:
         # only the writer's own files go, and the directory if that leaves it empty.
         if not state_dir:
             return
-        removed = [n for n in (STATE_FILE, CONFIG_CACHE_FILE) if _unlink(os.path.join(state_dir, n))]
+        removed = [n for n in STATE_FILES if _unlink(os.path.join(state_dir, n))]
         if removed:
             self.say(f"  removed {', '.join(os.path.join(state_dir, n) for n in removed)}")
             self.remove_dir(state_dir, quiet_if_busy=True)

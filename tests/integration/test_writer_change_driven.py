@@ -1,0 +1,98 @@
+"""Change-driven runs against a real user manager: a steady-state run answers from list-units, the
+cgroups and the unit cache, shows only what changed, and writes what a full run writes; the write
+path imports neither `re` nor click nor PyYAML (an installed wheel, as users run it)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from devtools.harness import Fleet, MetricKey, UserManager, parse_metrics
+from devtools.wheels import Venv
+from tests.cli_checks import EXE
+
+# Measured between the two reads of one comparison: allowed to differ.
+MOVING = ("agent_memory_kb", "agent_cpu_seconds_total", "agent_cpu_percent", "agent_tasks", "agent_uptime_seconds",
+          "agent_start_time_seconds", "agent_exporter_", "system_")
+COUNTS = re.compile(r"(\d+) units shown, (\d+) from the cache")
+
+
+def config(base: Path, body: str) -> Path:
+    (base / "textfile").mkdir(parents=True, exist_ok=True)
+    path = base / "config.yml"
+    path.write_text(f"scope: user\ntextfile_dir: {base / 'textfile'}\nagents:\n{body}")
+    return path
+
+
+def write(manager: UserManager, conf: Path, state: Path, *extra: str) -> tuple[dict[MetricKey, float], int, int]:
+    done = manager.run([*EXE, "write", "-v", "--config", str(conf), "--state-dir", str(state), *extra],
+                       check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    counts = COUNTS.search(done.stderr)
+    assert counts, done.stderr
+    return parse_metrics((conf.parent / "textfile" / "agents.prom").read_text()), int(counts[1]), int(counts[2])
+
+
+def steady_part(metrics: dict[MetricKey, float]) -> dict[MetricKey, float]:
+    return {k: v for k, v in metrics.items() if not k[0].startswith(MOVING)}
+
+
+def test_steady_state_is_answered_from_the_cache_exactly(user_manager: UserManager, fleet: Fleet,
+                                                        tmp_path: Path) -> None:
+    body = "".join(f"  - unit: {u}\n    type: primary\n" for u in fleet.long_running)
+    cheap, full = config(tmp_path / "cheap", body), config(tmp_path / "full", body)
+    _, shown, cached = write(user_manager, cheap, tmp_path / "cheap-state")
+    assert (shown, cached) == (len(fleet.long_running), 0)  # first run: no cache yet
+    for _ in range(2):
+        metrics, shown, cached = write(user_manager, cheap, tmp_path / "cheap-state")
+        assert (shown, cached) == (0, len(fleet.long_running))
+        reference, shown, _ = write(user_manager, full, tmp_path / "full-state", "--full-refresh")
+        assert shown == len(fleet.long_running)
+        assert steady_part(metrics) == steady_part(reference)
+        assert {k for k in metrics if k[0] == "agent_memory_kb"} == {k for k in reference if k[0] == "agent_memory_kb"}
+
+
+def test_units_that_are_not_steady_are_always_shown(user_manager: UserManager, fleet: Fleet, tmp_path: Path) -> None:
+    """Failed, stopped, absent and crash-looping units (NRestarts > 0) are asked every run."""
+    conf = config(tmp_path, f"  - unit: {fleet.absent}\n    type: primary\n  - pattern: 'agent-*.service'\n"
+                            "    type: support\n")
+    write(user_manager, conf, tmp_path / "state")
+    _, shown, cached = write(user_manager, conf, tmp_path / "state")
+    assert cached == len(fleet.long_running)
+    assert shown == len(fleet.units) - len(fleet.long_running)
+
+
+def test_a_restart_between_two_runs_is_seen(user_manager: UserManager, fleet: Fleet, tmp_path: Path) -> None:
+    conf = config(tmp_path, f"  - unit: {fleet.running}\n    type: primary\n")
+    before, _, _ = write(user_manager, conf, tmp_path / "state")
+    user_manager.systemctl("restart", fleet.running)
+    after, shown, cached = write(user_manager, conf, tmp_path / "state")
+    assert (shown, cached) == (1, 0)
+    start = next(k for k in after if k[0] == "agent_start_time_seconds")
+    assert after[start] > before[start]
+
+
+def test_write_imports_neither_re_nor_click_nor_yaml(public_venv: Venv, user_manager: UserManager, fleet: Fleet,
+                                                     tmp_path: Path) -> None:
+    conf = config(tmp_path, "  - pattern: 'agent-*.service'\n    type: support\n")
+    argv = [public_venv.python, "-X", "importtime", "-m", "textfile_writer", "write", "--config", str(conf),
+            "--state-dir", str(tmp_path / "state")]
+
+    def imported(args: list[str]) -> set[str]:
+        done = user_manager.run(args, check=False, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+    bare = imported([public_venv.python, "-X", "importtime", "-c", "pass"])
+    assert "re" not in bare  # else the check below proves nothing
+    imported(argv)  # the first run parses the config (PyYAML) and fills the caches
+    steady = imported(argv)
+    assert "textfile_writer.changes" in steady and "textfile_writer.unitfiles" in steady
+    ours = {m for m in steady if m.startswith("textfile_writer")}
+    assert not {"re", "fnmatch", "typing", "click", "yaml", "json", "subprocess"} & steady, sorted(steady - bare - ours)
+
+
+def test_full_refresh_is_documented_in_help(user_manager: UserManager) -> None:
+    done = subprocess.run([*EXE, "write", "--help"], capture_output=True, text=True, check=True, timeout=60)
+    assert "--full-refresh" in done.stdout and "AGENT_EXPORTER_FULL_REFRESH" in done.stdout

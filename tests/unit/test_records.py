@@ -1,0 +1,69 @@
+"""records.NamedTuple: the class statement of typing.NamedTuple, built without importing typing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from textfile_writer.records import NamedTuple
+
+
+class Point(NamedTuple):
+    """A point."""
+
+    x: int
+    y: int = 0
+    label: str = "origin"
+
+    @property
+    def norm1(self) -> int:
+        return abs(self.x) + abs(self.y)
+
+    @classmethod
+    def on_axis(cls, x: int) -> Point:
+        return cls(x)
+
+    def shifted(self, dx: int) -> Point:
+        return self._replace(x=self.x + dx)
+
+    def __repr__(self) -> str:
+        return f"P{super().__repr__()}"
+
+
+def test_fields_defaults_and_tuple_behaviour() -> None:
+    p = Point(3, -4)
+    assert p == (3, -4, "origin") and isinstance(p, tuple)
+    assert Point._fields == ("x", "y", "label")
+    assert Point(1) == Point(x=1, y=0, label="origin")
+    assert p._replace(label="a").label == "a" and p._asdict() == {"x": 3, "y": -4, "label": "origin"}
+    with pytest.raises(TypeError):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(AttributeError):
+        p.x = 1  # type: ignore[misc]
+    assert not hasattr(p, "__dict__")  # slots, like typing's
+
+
+def test_methods_properties_classmethods_super_and_doc() -> None:
+    p = Point(3, -4)
+    assert p.norm1 == 7
+    assert Point.on_axis(2) == (2, 0, "origin")
+    assert p.shifted(1).x == 4 and isinstance(p.shifted(1), Point)
+    assert repr(p) == "PPoint(x=3, y=-4, label='origin')"
+    assert Point.__doc__ == "A point." and Point.__module__ == __name__ and Point.__qualname__ == "Point"
+
+
+def test_a_field_without_default_after_one_with_is_refused() -> None:
+    with pytest.raises(TypeError, match="without a default follows"):
+        class Bad(NamedTuple):
+            a: int = 0
+            b: int  # type: ignore[misc]
+
+
+def test_typing_is_not_imported() -> None:
+    code = "import sys; import textfile_writer.records, textfile_writer.model; print('typing' in sys.modules)"
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])  # the checkout: -S leaves site-packages out
+    assert out.stdout.strip() == "False"

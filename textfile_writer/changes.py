@@ -1,0 +1,153 @@
+"""Change-driven collection: a steady-state run asks systemd one cheap question and `show`s only
+the units that changed, yet reports exactly what a full run (`systemctl show` of every unit) would.
+
+Where each property comes from in a run with a usable cache (unitcache.py):
+- load, active and sub state: one batched `list-units` of the configured names and patterns;
+- CPU, memory and tasks: the unit's cgroup (cgroups.py), the files systemd itself reads them from;
+- everything only `show` knows (NRestarts, ActiveEnterTimestampMonotonic, ControlGroup, Names,
+  MainPID, InvocationID): the cache, for a unit that provably has not changed since the cache
+  took its block; every other unit is asked with `show`, in one batch, as in a full run;
+- installed units that are not loaded (patterns only): the manager's unit search path read
+  directly (unitfiles.py gives the names `list-unit-files` would, without the manager reading
+  every file), listed again only when one of its directories changed; the search path itself
+  (`show --property=UnitPath`) is asked once per cache.
+
+A unit is answered from the cache only when all of these hold, otherwise it is shown:
+- `list-units` reports it loaded, active and running now, and it was so when cached;
+- its NRestarts was 0 when cached: `systemctl reset-failed` zeroes NRestarts of a running unit and
+  leaves no other trace, so a unit that has restarted automatically is shown on every run;
+- its cgroup has the same identity (cgroups.Identity): the same directory inode (a stopped unit's
+  directory is removed and a started one gets a new one), the same PIDs directly in it (an
+  automatic restart, or `kill -9` under Restart=, replaces the processes even when the directory
+  stays), and the same invocation ID where the extended attribute is readable. The identity is
+  taken after the `show` that filled the entry, and the entry is kept only if the shown MainPID is
+  among those PIDs and the shown InvocationID matches, so a restart between the two is caught;
+- the cgroup still gives each of CPU, memory and tasks that systemd gave when cached.
+A change of the unit search path (a unit file added or removed, an alias, a mask) empties the
+cache: Names (aliases) are only as current as the last `show`.
+
+`--full-refresh` runs without the cache (and writes a new one): today's full run, for comparison.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from . import systemd, unitfiles
+from .cgroups import Cgroupfs
+from .proc import Runner
+from .records import NamedTuple
+from .unitcache import Cache, Entry, FilesKey
+from .unitglob import any_match
+
+# What list-units says of a unit that may be answered from the cache.
+STEADY = ("loaded", "active", "running")
+UnitProperties = dict[str, str]
+
+
+class Answer(NamedTuple):
+    explicit: list[UnitProperties]  # one block per explicit unit, in order
+    discovered: list[tuple[str, UnitProperties]]  # (unit, block) for units the patterns found, by name
+    cache: Cache  # what the next run may use
+    shown: int  # units asked with `show` this run
+    cached: int  # units answered from the cache
+
+
+def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner, timeout: float,
+          cgroupfs: Cgroupfs, known: Cache | None, boot_id: str,
+          clock: Callable[[], float] = time.monotonic) -> Answer:
+    """The properties systemd.query would give, from as little work as the cache allows; `known`
+    None makes it a full run."""
+    budget = systemd.Budget.start(timeout, clock)
+    listed = systemd.list_units(scope, [*explicit, *patterns], runner, budget)
+    unit_path, files_key, files = _installed(scope, patterns, runner, budget, known)
+    if known is not None and patterns and not _same_search_path(known.files_key, files_key):
+        known = None  # the search path changed: aliases may have too
+    found = systemd.agent_units([*(u for u in listed if any_match(patterns, u)), *files]) if patterns else []
+    wanted = set(explicit)
+    names = [*explicit, *(u for u in found if u not in wanted)]
+
+    entries = {} if known is None else known.units
+    kept: dict[str, Entry] = {}
+    cached: list[UnitProperties] = []
+    to_show: list[str] = []
+    for name in names:
+        entry = entries.get(name)
+        block = None if entry is None else _from_cache(entry, listed.get(name), cgroupfs)
+        if entry is None or block is None:
+            to_show.append(name)
+        else:
+            kept[name] = entry
+            cached.append(block)
+    shown = systemd.show(scope, to_show, runner, budget) if to_show else []
+    for block in shown:
+        unit = block.get("Id", "")
+        if unit and unit not in kept:
+            entry = _to_cache(block, cgroupfs)
+            if entry is not None:
+                kept[unit] = entry
+    # Shown blocks first: for a unit asked under an alias as well, the fresh block wins.
+    mine, others = systemd.match_blocks(explicit, [*shown, *cached])
+    return Answer(mine, others, Cache(boot_id, scope, unit_path, files_key, files, kept),
+                  len(to_show), len(cached))
+
+
+def _same_search_path(a: FilesKey, b: FilesKey) -> bool:
+    return a is not None and b is not None and a[0] == b[0] and unitfiles.same_directories(a[1], b[1])
+
+
+def _installed(scope: str, patterns: Sequence[str], runner: Runner, budget: systemd.Budget,
+               known: Cache | None) -> tuple[tuple[str, ...], FilesKey, tuple[str, ...]]:
+    """(unit search path, the key `files` answers for, installed units matching the patterns).
+
+    The key is taken before the listing: a file added in between makes the next run list again."""
+    if not patterns:
+        return (), None, ()
+    unit_path = known.unit_path if known is not None and known.unit_path else systemd.unit_path(scope, runner, budget)
+    key = (tuple(patterns), unitfiles.dirs_key(unit_path))
+    if known is not None and known.files_key == key:
+        return unit_path, key, known.files
+    return unit_path, key, tuple(unitfiles.installed(unit_path, patterns))
+
+
+def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgroupfs) -> UnitProperties | None:
+    """The unit's block as `show` would give it now, or None when the cache cannot prove it."""
+    if listed != STEADY:
+        return None
+    cgroup = entry.props.get("ControlGroup", "")
+    if cgroupfs.identity(cgroup) != entry.identity:
+        return None
+    block = dict(entry.props)
+    for key in entry.measured:
+        value = _measure(cgroupfs, key, cgroup)
+        if value is None:
+            return None
+        block[key] = str(value)
+    return block
+
+
+def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
+    """A cache entry for a freshly shown block, or None when a later run could not trust it."""
+    steady = (block.get("LoadState"), block.get("ActiveState"), block.get("SubState")) == STEADY
+    main_pid = systemd.uint(block, "MainPID")
+    cgroup = block.get("ControlGroup", "")
+    if not steady or block.get("NRestarts") != "0" or not main_pid or not cgroup:
+        return None
+    identity = cgroupfs.identity(cgroup)
+    if identity is None or main_pid not in identity.procs:
+        return None
+    if identity.invocation and identity.invocation != block.get("InvocationID"):
+        return None
+    measured = tuple(k for k in systemd.MEASURED if systemd.uint(block, k) is not None)
+    if any(_measure(cgroupfs, k, cgroup) is None for k in measured):
+        return None
+    return Entry({k: v for k, v in block.items() if k not in systemd.MEASURED}, identity, measured)
+
+
+def _measure(cgroupfs: Cgroupfs, key: str, cgroup: str) -> int | None:
+    if key == "CPUUsageNSec":
+        return cgroupfs.cpu_ns(cgroup)
+    if key == "MemoryCurrent":
+        return cgroupfs.memory_bytes(cgroup)
+    return cgroupfs.tasks(cgroup)

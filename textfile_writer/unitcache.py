@@ -1,0 +1,97 @@
+"""The slow unit properties of the last run, kept in the state directory for change-driven runs.
+
+changes.py answers a steady-state run from `list-units` and cgroupfs, and takes from here what
+only `systemctl show` knows (NRestarts, the start timestamps, ControlGroup, Names, the InvocationID)
+for units that have not changed since. The file is Python's marshal format (built in, nothing to
+import) and is trusted as the configuration cache is: a regular file in the state directory, owned
+by the writer's user and writable by nobody else (files.read_private), of this format, this boot and
+this scope. Anything else about it (missing, foreign, corrupt, the wrong shape, too large) means a
+full run that writes it again, never a number taken from it.
+
+Layout: (FORMAT, boot_id, scope, unit_path, files_key, files, units), where units maps a unit name
+to (properties without the measured ones, (cgroup inode, cgroup PIDs, invocation ID), the measured
+properties systemd knew). Only `marshal` and the package's own hot-path modules are imported.
+"""
+
+from __future__ import annotations
+
+import marshal
+
+from .cgroups import Identity
+from .files import read_private
+from .records import NamedTuple
+from .unitfiles import DirsKey
+
+FORMAT = "agent-exporter-unit-cache/1"
+# ~600 bytes a unit: room for 50000 units.
+MAX_BYTES = 32 << 20
+
+
+# The patterns and unitfiles.dirs_key of the unit search path: what the installed-units answer
+# belongs to.
+FilesKey = tuple[tuple[str, ...], DirsKey] | None
+
+
+class Entry(NamedTuple):
+    props: dict[str, str]  # the unit's `show` block without systemd.MEASURED
+    identity: Identity  # its cgroup when the block was taken
+    measured: tuple[str, ...]  # which of systemd.MEASURED systemd knew then
+
+
+class Cache(NamedTuple):
+    boot_id: str
+    scope: str
+    unit_path: tuple[str, ...]  # the manager's unit search path; () until it was asked
+    files_key: FilesKey  # the patterns and the search path's state that `files` answers for
+    files: tuple[str, ...]  # installed units matching the patterns
+    units: dict[str, Entry]
+
+    def dumps(self) -> bytes:
+        units = {name: (e.props, tuple(e.identity), e.measured) for name, e in self.units.items()}
+        # Built-in values only (str, int, None, tuple, dict): marshal refuses anything else itself.
+        return marshal.dumps((FORMAT, self.boot_id, self.scope, self.unit_path, self.files_key,  # type: ignore[arg-type]
+                              self.files, units))
+
+
+def load(path: str, boot_id: str, scope: str) -> tuple[Cache | None, str | None]:
+    """The last run's cache, or (None, why it cannot be used)."""
+    try:
+        raw = read_private(path, MAX_BYTES)
+    except FileNotFoundError:
+        return None, "no unit cache yet"
+    except OSError as exc:
+        return None, f"unit cache {path} not used: {exc.strerror or exc}"
+    try:
+        fmt, found_boot, found_scope, unit_path, files_key, files, units = marshal.loads(raw)  # noqa: S302
+        if fmt != FORMAT:
+            return None, f"unit cache {path} has another format"
+        if found_boot != boot_id or found_scope != scope:
+            return None, f"unit cache {path} is from another boot or scope"
+        cache = Cache(boot_id, scope, _strings(unit_path), files_key, _strings(files),
+                      {_string(name): _entry(value) for name, value in units.items()})
+    except (EOFError, ValueError, TypeError, AttributeError, MemoryError, RecursionError):
+        return None, f"unit cache {path} is corrupt"
+    return cache, None
+
+
+def _entry(value: object) -> Entry:
+    if not (isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], tuple) and len(value[1]) == 3):
+        raise TypeError("not a cache entry")
+    props, (inode, procs, invocation), measured = value
+    if not (isinstance(props, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in props.items())
+            and isinstance(inode, int) and isinstance(procs, tuple) and all(isinstance(p, int) for p in procs)
+            and isinstance(invocation, str)):
+        raise TypeError("not a cache entry")
+    return Entry(props, Identity(inode, procs, invocation), _strings(measured))
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+        raise TypeError("not a tuple of strings")
+    return value
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
