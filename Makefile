@@ -68,6 +68,7 @@ bench: deps
 	@for p in $(BENCH_APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
 	$(PY) -m benchmarks.bench_writer --output benchmarks/RESULTS.md
 	$(PY) -m benchmarks.bench_server --output benchmarks/RESULTS.md
+	$(PY) -m benchmarks.bench_systemd --output benchmarks/RESULTS.md
 
 wheels: deps
 	$(PY) -m devtools.wheels dist
