@@ -103,7 +103,7 @@ def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, t
     """`systemctl reset-failed` sets a running unit's NRestarts to 0 and leaves no other trace: a unit
     that has restarted is shown on every run, so the drop is reported as a full run reports it."""
     flag = user_manager.base / "restarted-once"
-    unit = "agent-once-restarted.service"
+    unit = "solo-once-restarted.service"  # not agent-*: the session's other tests list every agent-* unit
     user_manager.install_unit(unit, "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=always\nRestartSec=0.2\n"
                                     f"ExecStart=/bin/sh -c 'if [ -e {flag} ]; then exec sleep infinity; fi; "
                                     f"touch {flag}; exit 1'\n")
@@ -112,11 +112,11 @@ def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, t
         once = {"NRestarts": "1", "SubState": "running"}
         wait_until(lambda: user_manager.show(unit, "NRestarts", "SubState") == once, 30, f"{unit} to restart once")
         conf = config(tmp_path, f"  - unit: {unit}\n    type: primary\n")
-        key = ("agent_restart_count", frozenset({("agent", "agent-once-restarted"), ("type", "primary")}))
+        key = ("agent_restart_count", frozenset({("agent", "solo-once-restarted"), ("type", "primary")}))
         write(user_manager, conf, tmp_path / "state")
         metrics, shown, cached = write(user_manager, conf, tmp_path / "state")
         assert (metrics[key], shown, cached) == (1, 1, 0)
-        user_manager.systemctl("reset-failed")
+        user_manager.systemctl("reset-failed", unit)  # not every unit: the shared fleet has a failed one
         assert user_manager.show(unit, "NRestarts", "ActiveState") == {"NRestarts": "0", "ActiveState": "active"}
         metrics, shown, _ = write(user_manager, conf, tmp_path / "state")
         assert (metrics[key], shown) == (0, 1)
@@ -124,6 +124,8 @@ def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, t
         assert (metrics[key], shown, cached) == (0, 0, 1)
     finally:
         user_manager.systemctl("stop", unit, check=False)
+        (user_manager.unit_dir / unit).unlink(missing_ok=True)
+        user_manager.systemctl("daemon-reload")
 
 
 def test_a_long_explicit_list_is_listed_whole(user_manager: UserManager, fleet: Fleet, tmp_path: Path) -> None:
