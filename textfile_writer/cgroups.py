@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-from .records import NamedTuple
-
 DEFAULT_ROOT = "/sys/fs/cgroup"
 
 
@@ -45,6 +43,8 @@ class Cgroupfs:
         self._memory = places("memory", "memory.current", "memory.usage_in_bytes")
         self._tasks = places("pids", "pids.current", "pids.current")
         self._relative: dict[str, str] = {}
+        # Where a unit's processes are listed: cgroup2, else the v1 name=systemd hierarchy.
+        self._process_trees = tuple(b for b in (self.unified, os.path.join(root, "systemd")) if b is not None)
 
     def _first(self, places: tuple[tuple[str, str], ...], cgroup: str) -> tuple[str, str] | None:
         """(file name, its text) from the first place that has the cgroup's file, or None."""
@@ -87,34 +87,29 @@ class Cgroupfs:
         found = self._first(self._tasks, cgroup)
         return None if found is None else _int(found[1])
 
-    def identity(self, cgroup: str) -> Identity | None:
-        """What changes whenever the unit's processes are replaced: the cgroup directory's inode
-        (systemd removes the directory when a unit stops and makes a new one when it starts) and
-        the processes directly in it (an automatic restart may keep the directory, never the PIDs:
-        the kernel hands out PIDs in increasing order up to pid_max, 4194304 on 64-bit systemd
-        hosts, before it wraps). None when the cgroup has no directory.
+    def procs(self, cgroup: str) -> tuple[int, ...] | None:
+        """The PIDs directly in the unit's cgroup, sorted; None when it has no cgroup directory.
 
-        systemd also writes the invocation ID into the directory's extended attributes, but only
-        root may read trusted.* and the user manager's user.* is not on every kernel; two more
+        This is what tells a change-driven run that a unit was restarted although it is active at
+        both runs: a restart never keeps the processes (an automatic restart may keep the
+        directory), and the kernel hands out PIDs in increasing order up to pid_max (4194304 on
+        64-bit systemd hosts) before it wraps. A unit whose processes all sit in child cgroups
+        (Delegate=) has none here: changes.py never caches it. systemd also writes the invocation
+        ID into the directory's extended attributes, but only root may read trusted.*, and two more
         system calls per unit would add nothing the PIDs do not already tell."""
-        for base in (self.unified, os.path.join(self.root, "systemd")):
-            if base is None:
-                continue
-            top = f"{base}/{self._within(cgroup)}"
-            try:
-                inode = os.stat(top).st_ino
-            except OSError:
-                continue
-            text = _read(top + "cgroup.procs") or ""
-            procs = tuple(sorted(int(p) for p in text.split() if p.isdigit()))
-            return Identity(inode, procs)
+        relative = self._within(cgroup)
+        for base in self._process_trees:
+            text = _read(f"{base}/{relative}cgroup.procs")
+            if text is not None:
+                try:
+                    return tuple(sorted(map(int, text.split())))
+                except ValueError:
+                    return ()
         return None
 
     def pids(self, cgroup: str) -> list[int] | None:
         """Processes in the cgroup itself and below it, or None when the cgroup is not found."""
-        for base in (self.unified, os.path.join(self.root, "systemd")):
-            if base is None:
-                continue
+        for base in self._process_trees:
             top = f"{base}/{self._within(cgroup)}"
             if not os.path.isdir(top):
                 continue
@@ -125,11 +120,6 @@ class Cgroupfs:
                     found.extend(int(p) for p in text.split() if p.isdigit())
             return found
         return None
-
-
-class Identity(NamedTuple):
-    inode: int
-    procs: tuple[int, ...]
 
 
 # A cgroup's file is small, cgroup.procs aside (~8 bytes a process); past this it is not read on.

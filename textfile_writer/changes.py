@@ -16,11 +16,11 @@ A unit is answered from the cache only when all of these hold, otherwise it is s
 - `list-units` reports it loaded, active and running now, and it was so when cached;
 - its NRestarts was 0 when cached: `systemctl reset-failed` zeroes NRestarts of a running unit and
   leaves no other trace, so a unit that has restarted automatically is shown on every run;
-- its cgroup has the same identity (cgroups.Identity): the same directory inode (a stopped unit's
-  directory is removed and a started one gets a new one), the same PIDs directly in it (an
-  automatic restart, or `kill -9` under Restart=, replaces the processes even when the directory
-  stays). The identity is taken after the `show` that filled the entry, and the entry is kept only
-  if the shown MainPID is among those PIDs, so a restart between the two is caught;
+- the PIDs directly in its cgroup are the same (cgroups.procs): a manual restart, an automatic
+  one, or `kill -9` under Restart= always replaces the processes, even when the directory stays.
+  The PIDs are read after the `show` that filled the entry, and the entry is kept only if the
+  shown MainPID is among them, so a restart between the two is caught (and a unit whose processes
+  all sit in child cgroups is never cached);
 - the cgroup still gives each of CPU, memory and tasks that systemd gave when cached.
 A change of the unit search path (a unit file added or removed, an alias, a mask) empties the
 cache: Names (aliases) are only as current as the last `show`.
@@ -127,7 +127,7 @@ def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgr
     if listed != STEADY:
         return None
     cgroup = entry.props.get("ControlGroup", "")
-    if cgroupfs.identity(cgroup) != entry.identity:
+    if cgroupfs.procs(cgroup) != entry.procs:
         return None
     block = dict(entry.props)
     for key in entry.measured:
@@ -145,13 +145,13 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
     cgroup = block.get("ControlGroup", "")
     if not steady or block.get("NRestarts") != "0" or not main_pid or not cgroup:
         return None
-    identity = cgroupfs.identity(cgroup)
-    if identity is None or main_pid not in identity.procs:
+    procs = cgroupfs.procs(cgroup)
+    if not procs or main_pid not in procs:
         return None
     measured = tuple(k for k in systemd.MEASURED if systemd.uint(block, k) is not None)
     if any(_measure(cgroupfs, k, cgroup) is None for k in measured):
         return None
-    return Entry({k: v for k, v in block.items() if k not in systemd.MEASURED}, identity, measured)
+    return Entry({k: v for k, v in block.items() if k not in systemd.MEASURED}, procs, measured)
 
 
 def _measure(cgroupfs: Cgroupfs, key: str, cgroup: str) -> int | None:

@@ -9,15 +9,14 @@ this scope. Anything else about it (missing, foreign, corrupt, the wrong shape, 
 full run that writes it again, never a number taken from it.
 
 Layout: (FORMAT, boot_id, scope, unit_path, files_key, files, units), where units maps a unit name
-to (properties without the measured ones, (cgroup inode, cgroup PIDs), the measured properties
-systemd knew). Only `marshal` and the package's own hot-path modules are imported.
+to (properties without the measured ones, the PIDs in its cgroup, the measured properties systemd
+knew). Only `marshal` and the package's own hot-path modules are imported.
 """
 
 from __future__ import annotations
 
 import marshal
 
-from .cgroups import Identity
 from .files import read_private
 from .records import NamedTuple
 from .unitfiles import DirsKey
@@ -26,7 +25,7 @@ TYPE_CHECKING = False  # typing itself costs the write path an import of `re`
 if TYPE_CHECKING:
     from typing import Any
 
-FORMAT = "agent-exporter-unit-cache/1"
+FORMAT = "agent-exporter-unit-cache/2"
 # ~600 bytes a unit: room for 50000 units.
 MAX_BYTES = 32 << 20
 
@@ -38,7 +37,7 @@ FilesKey = tuple[tuple[str, ...], DirsKey] | None
 
 class Entry(NamedTuple):
     props: dict[str, str]  # the unit's `show` block without systemd.MEASURED
-    identity: Identity  # its cgroup when the block was taken
+    procs: tuple[int, ...]  # the PIDs in its cgroup when the block was taken (cgroups.procs)
     measured: tuple[str, ...]  # which of systemd.MEASURED systemd knew then
 
 
@@ -51,7 +50,7 @@ class Cache(NamedTuple):
     units: dict[str, Entry]
 
     def dumps(self) -> bytes:
-        units = {name: (e.props, tuple(e.identity), e.measured) for name, e in self.units.items()}
+        units = {name: (e.props, e.procs, e.measured) for name, e in self.units.items()}
         # Built-in values only (str, int, None, tuple, dict): marshal refuses anything else itself.
         return marshal.dumps((FORMAT, self.boot_id, self.scope, self.unit_path, self.files_key,  # type: ignore[arg-type]
                               self.files, units))
@@ -82,14 +81,14 @@ def _entry(value: Any) -> Entry:
     """A cache entry rebuilt from its marshalled form; TypeError or ValueError when it is not one.
     Runs for every unit of every run: the checks are the C-level ones (str.join refuses anything
     but strings; a dict's keys and values, a tuple's items)."""
-    props, (inode, procs), measured = value
+    props, procs, measured = value
     "".join(props.values())
     "".join(props)
     "".join(measured)
-    if not (type(props) is dict and type(measured) is tuple and type(inode) is int and type(procs) is tuple
+    if not (type(props) is dict and type(measured) is tuple and type(procs) is tuple
             and all(type(pid) is int for pid in procs)):
         raise TypeError("not a cache entry")
-    return Entry(props, Identity(inode, procs), measured)
+    return Entry(props, procs, measured)
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -54,7 +54,19 @@ def any_match(patterns: Iterable[str], name: str) -> bool:
 
 
 def match(pattern: str, name: str) -> bool:
-    """glibc fnmatch(pattern, name, FNM_NOESCAPE) == 0, in the C locale."""
+    """glibc fnmatch(pattern, name, FNM_NOESCAPE) == 0, in the C locale. Remembered for the run:
+    discovery and the agents' labelling ask the same questions (patterns x units, bounded by the
+    configuration and the units it finds)."""
+    known = _ANSWERS.get((pattern, name))
+    if known is None:
+        known = _ANSWERS[pattern, name] = _fnmatch(pattern, name)
+    return known
+
+
+_ANSWERS: dict[tuple[str, str], bool] = {}
+
+
+def _fnmatch(pattern: str, name: str) -> bool:
     if "\0" in pattern:
         pattern = pattern[:pattern.index("\0")]
     if "\0" in name:

@@ -28,9 +28,15 @@ def test_memory_and_tasks_from_v1_controllers() -> None:
     assert fs.pids(MEMORY) == [int(p) for p in cgroup_file("agent-memory.service", "unified", "cgroup.procs").split()]
 
 
+def test_procs_are_the_pids_directly_in_the_cgroup_sorted() -> None:
+    fs = Cgroupfs(str(CGROUP_ROOT))
+    captured = sorted(int(p) for p in cgroup_file("agent-running.service", "unified", "cgroup.procs").split())
+    assert fs.procs(RUNNING) == tuple(captured) and captured
+
+
 def test_unknown_cgroup_is_none() -> None:
     fs = Cgroupfs(str(CGROUP_ROOT))
-    for read in (fs.cpu_ns, fs.memory_bytes, fs.tasks, fs.pids):
+    for read in (fs.cpu_ns, fs.memory_bytes, fs.tasks, fs.pids, fs.procs):
         assert read("/no/such.service") is None
 
 
