@@ -71,6 +71,8 @@ class Cgroupfs:
         name, text = found
         if name == "cpuacct.usage":
             return _int(text)
+        if text.startswith("usage_usec "):  # its first line on every kernel so far
+            return _int(text[11:text.find("\n")], 1000)
         for line in text.splitlines():
             key, _, value = line.partition(" ")
             if key == "usage_usec":
@@ -87,10 +89,14 @@ class Cgroupfs:
 
     def identity(self, cgroup: str) -> Identity | None:
         """What changes whenever the unit's processes are replaced: the cgroup directory's inode
-        (systemd removes the directory when a unit stops and makes a new one when it starts), the
-        processes directly in it (an automatic restart may keep the directory, never the PIDs), and
-        the invocation ID systemd writes into the directory's extended attributes where this user
-        may read them. None when the cgroup has no directory."""
+        (systemd removes the directory when a unit stops and makes a new one when it starts) and
+        the processes directly in it (an automatic restart may keep the directory, never the PIDs:
+        the kernel hands out PIDs in increasing order up to pid_max, 4194304 on 64-bit systemd
+        hosts, before it wraps). None when the cgroup has no directory.
+
+        systemd also writes the invocation ID into the directory's extended attributes, but only
+        root may read trusted.* and the user manager's user.* is not on every kernel; two more
+        system calls per unit would add nothing the PIDs do not already tell."""
         for base in (self.unified, os.path.join(self.root, "systemd")):
             if base is None:
                 continue
@@ -101,7 +107,7 @@ class Cgroupfs:
                 continue
             text = _read(top + "cgroup.procs") or ""
             procs = tuple(sorted(int(p) for p in text.split() if p.isdigit()))
-            return Identity(inode, procs, _invocation(top))
+            return Identity(inode, procs)
         return None
 
     def pids(self, cgroup: str) -> list[int] | None:
@@ -124,17 +130,6 @@ class Cgroupfs:
 class Identity(NamedTuple):
     inode: int
     procs: tuple[int, ...]
-    invocation: str  # as systemctl prints InvocationID, or "" where the attribute is absent or not ours to read
-
-
-def _invocation(directory: str) -> str:
-    # trusted.* for the system manager (readable by root), user.* where systemd also sets it.
-    for name in ("trusted.invocation_id", "user.invocation_id"):
-        try:
-            return os.getxattr(directory, name).decode("ascii")  # systemd writes it as 32 hex digits
-        except (OSError, UnicodeDecodeError):
-            continue
-    return ""
 
 
 # A cgroup's file is small, cgroup.procs aside (~8 bytes a process); past this it is not read on.

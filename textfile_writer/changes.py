@@ -19,9 +19,8 @@ A unit is answered from the cache only when all of these hold, otherwise it is s
 - its cgroup has the same identity (cgroups.Identity): the same directory inode (a stopped unit's
   directory is removed and a started one gets a new one), the same PIDs directly in it (an
   automatic restart, or `kill -9` under Restart=, replaces the processes even when the directory
-  stays), and the same invocation ID where the extended attribute is readable. The identity is
-  taken after the `show` that filled the entry, and the entry is kept only if the shown MainPID is
-  among those PIDs and the shown InvocationID matches, so a restart between the two is caught;
+  stays). The identity is taken after the `show` that filled the entry, and the entry is kept only
+  if the shown MainPID is among those PIDs, so a restart between the two is caught;
 - the cgroup still gives each of CPU, memory and tasks that systemd gave when cached.
 A change of the unit search path (a unit file added or removed, an alias, a mask) empties the
 cache: Names (aliases) are only as current as the last `show`.
@@ -43,6 +42,9 @@ from .unitglob import any_match
 
 # What list-units says of a unit that may be answered from the cache.
 STEADY = ("loaded", "active", "running")
+# Measured at 1000 explicit agents: 38 ms of the manager's CPU for list-units of the 1000 names,
+# 7 ms for one pattern that matches them all.
+EXPLICIT_LISTED = 64
 UnitProperties = dict[str, str]
 
 
@@ -60,7 +62,7 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     """The properties systemd.query would give, from as little work as the cache allows; `known`
     None makes it a full run."""
     budget = systemd.Budget.start(timeout, clock)
-    listed = systemd.list_units(scope, [*explicit, *patterns], runner, budget)
+    listed = systemd.list_units(scope, _listing_words(explicit, patterns), runner, budget)
     unit_path, files_key, files = _installed(scope, patterns, runner, budget, known)
     if known is not None and patterns and not _same_search_path(known.files_key, files_key):
         known = None  # the search path changed: aliases may have too
@@ -91,6 +93,15 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     mine, others = systemd.match_blocks(explicit, [*shown, *cached])
     return Answer(mine, others, Cache(boot_id, scope, unit_path, files_key, files, kept),
                   len(to_show), len(cached))
+
+
+def _listing_words(explicit: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """What to give list-units. The manager tries every word on every unit it has (fnmatch), so a
+    long explicit list costs it names x units: past EXPLICIT_LISTED names, list every unit instead
+    (a few hundred on a typical host, filtered here) and no pattern at all."""
+    if len(explicit) > EXPLICIT_LISTED:
+        return []
+    return [*explicit, *patterns]
 
 
 def _same_search_path(a: FilesKey, b: FilesKey) -> bool:
@@ -136,8 +147,6 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
         return None
     identity = cgroupfs.identity(cgroup)
     if identity is None or main_pid not in identity.procs:
-        return None
-    if identity.invocation and identity.invocation != block.get("InvocationID"):
         return None
     measured = tuple(k for k in systemd.MEASURED if systemd.uint(block, k) is not None)
     if any(_measure(cgroupfs, k, cgroup) is None for k in measured):

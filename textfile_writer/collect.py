@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__, changes, state, systemd, unitglob
 from .cgroups import Cgroupfs, rss_bytes
-from .config import Config, default_agent_name
+from .config import AgentSpec, Config, default_agent_name
 from .host import read_host
 from .model import UP_STATES, AgentSample, Snapshot
 from .proc import Runner
@@ -68,11 +68,24 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
         add(Agent(unit, spec.name or default_agent_name(unit), spec.type), props)
     patterns = config.patterns
     for unit, props in discovered:
-        aliases = [unit, *systemd.split_names(props.get("Names", ""))]
-        match = next((p for p in patterns if any(unitglob.match(str(p.pattern), n) for n in aliases)), None)
+        match = _first_pattern(patterns, unit, props)
         if match is not None:
             add(Agent(unit, default_agent_name(unit), match.type), props)
     return agents, problems
+
+
+def _first_pattern(patterns: Sequence[AgentSpec], unit: str, props: UnitProperties) -> AgentSpec | None:
+    """The first pattern that matches the unit or one of its aliases (Names), read only when needed."""
+    aliases: list[str] | None = None
+    for spec in patterns:
+        pattern = str(spec.pattern)
+        if unitglob.match(pattern, unit):
+            return spec
+        if aliases is None:
+            aliases = [n for n in systemd.split_names(props.get("Names", "")) if n != unit]
+        if any(unitglob.match(pattern, n) for n in aliases):
+            return spec
+    return None
 
 
 def collect(config: Config, previous: state.State | None, runner: Runner, timeout: float,

@@ -110,12 +110,13 @@ Listed = dict[str, tuple[str, str, str]]
 
 
 def list_units(scope: str, words: Sequence[str], runner: Runner, budget: Budget) -> Listed:
-    """The loaded services among `words` (names or patterns): Id -> (LoadState, ActiveState, SubState).
+    """The loaded services among `words` (names or patterns; none: every unit the manager has):
+    Id -> (LoadState, ActiveState, SubState).
 
     The manager matches the words against each unit's Id only (fnmatch, no escapes): an alias
     never appears here under its own name."""
     listed: Listed = {}
-    for group in batches(words):
+    for group in list(batches(words)) or [[]]:
         done = runner(systemctl(scope, "list-units", "--all", "--plain", "--no-legend", "--full", "--", *group),
                       budget.for_units(len(group)))
         for line in _checked(done, "list-units").splitlines():

@@ -9,8 +9,8 @@ this scope. Anything else about it (missing, foreign, corrupt, the wrong shape, 
 full run that writes it again, never a number taken from it.
 
 Layout: (FORMAT, boot_id, scope, unit_path, files_key, files, units), where units maps a unit name
-to (properties without the measured ones, (cgroup inode, cgroup PIDs, invocation ID), the measured
-properties systemd knew). Only `marshal` and the package's own hot-path modules are imported.
+to (properties without the measured ones, (cgroup inode, cgroup PIDs), the measured properties
+systemd knew). Only `marshal` and the package's own hot-path modules are imported.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from .cgroups import Identity
 from .files import read_private
 from .records import NamedTuple
 from .unitfiles import DirsKey
+
+TYPE_CHECKING = False  # typing itself costs the write path an import of `re`
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = "agent-exporter-unit-cache/1"
 # ~600 bytes a unit: room for 50000 units.
@@ -74,15 +78,18 @@ def load(path: str, boot_id: str, scope: str) -> tuple[Cache | None, str | None]
     return cache, None
 
 
-def _entry(value: object) -> Entry:
-    if not (isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], tuple) and len(value[1]) == 3):
+def _entry(value: Any) -> Entry:
+    """A cache entry rebuilt from its marshalled form; TypeError or ValueError when it is not one.
+    Runs for every unit of every run: the checks are the C-level ones (str.join refuses anything
+    but strings; a dict's keys and values, a tuple's items)."""
+    props, (inode, procs), measured = value
+    "".join(props.values())
+    "".join(props)
+    "".join(measured)
+    if not (type(props) is dict and type(measured) is tuple and type(inode) is int and type(procs) is tuple
+            and all(type(pid) is int for pid in procs)):
         raise TypeError("not a cache entry")
-    props, (inode, procs, invocation), measured = value
-    if not (isinstance(props, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in props.items())
-            and isinstance(inode, int) and isinstance(procs, tuple) and all(isinstance(p, int) for p in procs)
-            and isinstance(invocation, str)):
-        raise TypeError("not a cache entry")
-    return Entry(props, Identity(inode, procs, invocation), _strings(measured))
+    return Entry(props, Identity(inode, procs), measured)
 
 
 def _strings(value: object) -> tuple[str, ...]:

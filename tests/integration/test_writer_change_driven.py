@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from devtools.harness import Fleet, MetricKey, UserManager, parse_metrics
+from devtools.stack import wait_until
 from devtools.wheels import Venv
 from tests.cli_checks import EXE
 
@@ -96,3 +97,45 @@ def test_write_imports_neither_re_nor_click_nor_yaml(public_venv: Venv, user_man
 def test_full_refresh_is_documented_in_help(user_manager: UserManager) -> None:
     done = subprocess.run([*EXE, "write", "--help"], capture_output=True, text=True, check=True, timeout=60)
     assert "--full-refresh" in done.stdout and "AGENT_EXPORTER_FULL_REFRESH" in done.stdout
+
+
+def test_reset_failed_on_a_running_unit_is_reported(user_manager: UserManager, tmp_path: Path) -> None:
+    """`systemctl reset-failed` sets a running unit's NRestarts to 0 and leaves no other trace: a unit
+    that has restarted is shown on every run, so the drop is reported as a full run reports it."""
+    flag = user_manager.base / "restarted-once"
+    unit = "agent-once-restarted.service"
+    user_manager.install_unit(unit, "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=always\nRestartSec=0.2\n"
+                                    f"ExecStart=/bin/sh -c 'if [ -e {flag} ]; then exec sleep infinity; fi; "
+                                    f"touch {flag}; exit 1'\n")
+    try:
+        user_manager.systemctl("start", unit)
+        once = {"NRestarts": "1", "SubState": "running"}
+        wait_until(lambda: user_manager.show(unit, "NRestarts", "SubState") == once, 30, f"{unit} to restart once")
+        conf = config(tmp_path, f"  - unit: {unit}\n    type: primary\n")
+        key = ("agent_restart_count", frozenset({("agent", "agent-once-restarted"), ("type", "primary")}))
+        write(user_manager, conf, tmp_path / "state")
+        metrics, shown, cached = write(user_manager, conf, tmp_path / "state")
+        assert (metrics[key], shown, cached) == (1, 1, 0)
+        user_manager.systemctl("reset-failed")
+        assert user_manager.show(unit, "NRestarts", "ActiveState") == {"NRestarts": "0", "ActiveState": "active"}
+        metrics, shown, _ = write(user_manager, conf, tmp_path / "state")
+        assert (metrics[key], shown) == (0, 1)
+        metrics, shown, cached = write(user_manager, conf, tmp_path / "state")  # now it may be cached
+        assert (metrics[key], shown, cached) == (0, 0, 1)
+    finally:
+        user_manager.systemctl("stop", unit, check=False)
+
+
+def test_a_long_explicit_list_is_listed_whole(user_manager: UserManager, fleet: Fleet, tmp_path: Path) -> None:
+    """Past EXPLICIT_LISTED names list-units gets no words (the manager would try each on each unit);
+    the answer is the same as for a short list: the absent and the alias-free units as a full run says."""
+    from textfile_writer.changes import EXPLICIT_LISTED
+
+    fillers = [f"agent-not-there-{i}.service" for i in range(EXPLICIT_LISTED)]
+    body = "".join(f"  - unit: {u}\n    type: primary\n" for u in [*fleet.long_running, fleet.failed, *fillers])
+    cheap, full = config(tmp_path / "cheap", body), config(tmp_path / "full", body)
+    write(user_manager, cheap, tmp_path / "cheap-state")
+    metrics, shown, cached = write(user_manager, cheap, tmp_path / "cheap-state")
+    assert cached == len(fleet.long_running) and shown == 1 + len(fillers)
+    reference, _, _ = write(user_manager, full, tmp_path / "full-state", "--full-refresh")
+    assert steady_part(metrics) == steady_part(reference)

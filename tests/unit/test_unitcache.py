@@ -16,7 +16,7 @@ from textfile_writer.unitcache import FORMAT, MAX_BYTES, Cache, Entry, load
 
 BOOT = "0123456789abcdef0123456789abcdef"
 ENTRY = Entry({"Id": "agent-a.service", "NRestarts": "0", "ControlGroup": "/app.slice/agent-a.service"},
-              Identity(4242, (100, 101), "f" * 32), ("MemoryCurrent", "TasksCurrent"))
+              Identity(4242, (100, 101)), ("MemoryCurrent", "TasksCurrent"))
 CACHE = Cache(BOOT, "user", ("/etc/systemd/user", "/usr/lib/systemd/user"),
               (("agent-*.service",), (("/etc/systemd/user", 2049, 12, 1, 2), ("/usr/lib/systemd/user", None))),
               ("agent-a.service", "agent-b.service"), {"agent-a.service": ENTRY})
@@ -45,13 +45,17 @@ def test_another_boot_or_scope_is_not_used(tmp_path: Path, boot: str, scope: str
 @pytest.mark.parametrize("data", [
     b"", b"garbage", marshal.dumps(("agent-exporter-unit-cache/0", BOOT, "user", (), None, (), {})),
     marshal.dumps((FORMAT, BOOT, "user")),  # too short
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1, (2,), ""), ())}))[:-3],  # cut
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({"Id": 1}, (1, (2,), ""), ())})),  # a number
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1, ("2",), ""), ())})),  # a PID as text
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1, (2,)), ())})),  # identity short
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1, (2,)), ())}))[:-3],  # cut
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({"Id": 1}, (1, (2,)), ())})),  # a number
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({1: "x"}, (1, (2,)), ())})),  # a number key
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1, ("2",)), ())})),  # a PID as text
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1,), ())})),  # identity short
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ("Id=x", (1, (2,)), ())})),  # props a string
+    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (1, (2,)), "MemoryCurrent")})),  # not a tuple
     marshal.dumps((FORMAT, BOOT, "user", (), None, (), [])),  # units not a mapping
     marshal.dumps((FORMAT, BOOT, "user", (1,), None, (), {})),  # a path that is a number
-], ids=["empty", "garbage", "old format", "short", "cut", "number", "pid text", "identity", "list", "path"])
+], ids=["empty", "garbage", "old format", "short", "cut", "number", "number key", "pid text", "identity",
+        "props text", "measured text", "list", "path"])
 def test_corrupt_is_not_used(tmp_path: Path, data: bytes) -> None:
     cache, why = load(written(tmp_path, data), BOOT, "user")
     assert cache is None and why is not None
