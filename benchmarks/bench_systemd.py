@@ -21,6 +21,20 @@ the whole run. What the manager does anyway (restarting crash-looping units) is 
 window each round and subtracted, pro rata of each measurement's window. The writers keep their
 state directories across rounds (after warm-up runs), as the timer's runs do. Peak RSS of the
 writer comes from GNU time (`/usr/bin/time -f %M`). Every process started here is stopped by PID.
+
+The same N units serve both states: the 2% are installed crash-capable and switched by a flag file
+and one kill. (A first version rewrote their unit files and ran daemon-reload: for a minute after
+it, with 20 of 1000 units crash-looping, systemd 252 answered a 1000-unit `show` in 25, 21, 13, then
+7 s.) Before measuring, the manager is given time to settle (its CPU per second stable).
+
+Caveat when reading node_exporter's figures: systemd sends every signal to every client of its
+private socket (no bus daemon filters them), so while units crash-loop a long scrape also pays for
+PropertiesChanged traffic; on the system bus dbus-daemon would filter it, at a CPU cost of its own
+that this does not measure.
+
+Run: `python -m benchmarks.bench_systemd --units 16,100,500,1000 --rounds 10 --output
+benchmarks/RESULTS.md` (the defaults; `make bench` runs it), as root on a host whose PID 1 is not
+systemd (devtools.sandbox), with prometheus-node-exporter and GNU time installed.
 """
 
 from __future__ import annotations
