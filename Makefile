@@ -23,7 +23,7 @@ help:
 	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
 	@echo "make test   - install test dependencies, then ruff, import-linter (.importlinter), mypy --strict and pytest (unit + integration)"
 	@echo "make wheels - dist/: agent-exporter's wheel and its dependencies', for hosts without PyPI (see README)"
-	@echo "make bench  - writer cost against the floor, server throughput against node_exporter (benchmarks/RESULTS.md)"
+	@echo "make bench  - writer cost against the floor and node_exporter's systemd collector, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
 # Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
 $(STAMP_APT):
