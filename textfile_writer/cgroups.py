@@ -46,13 +46,13 @@ class Cgroupfs:
         # Where a unit's processes are listed: cgroup2, else the v1 name=systemd hierarchy.
         self._process_trees = tuple(b for b in (self.unified, os.path.join(root, "systemd")) if b is not None)
 
-    def _first(self, places: tuple[tuple[str, str], ...], cgroup: str) -> tuple[str, str] | None:
-        """(file name, its text) from the first place that has the cgroup's file, or None."""
-        relative = self._within(cgroup)
+    def _first(self, places: tuple[tuple[str, str], ...], cgroup: str) -> str | None:
+        """The text of the cgroup's file from the first place that has it, or None."""
+        relative = self._relative.get(cgroup) or self._within(cgroup)
         for base, name in places:
             text = _read(f"{base}/{relative}{name}")
             if text is not None:
-                return name, text
+                return text
         return None
 
     def _within(self, cgroup: str) -> str:
@@ -64,14 +64,12 @@ class Cgroupfs:
         return relative
 
     def cpu_ns(self, cgroup: str) -> int | None:
-        """CPU time of the cgroup and its descendants, in nanoseconds."""
-        found = self._first(self._cpu, cgroup)
-        if found is None:
-            return None
-        name, text = found
-        if name == "cpuacct.usage":
+        """CPU time of the cgroup and its descendants, in nanoseconds: cgroup2's cpu.stat
+        (usage_usec, its first line on every kernel so far), else v1's cpuacct.usage (a number)."""
+        text = self._first(self._cpu, cgroup)
+        if text is None or not text.startswith("usage_usec"):
             return _int(text)
-        if text.startswith("usage_usec "):  # its first line on every kernel so far
+        if text.startswith("usage_usec "):
             return _int(text[11:text.find("\n")], 1000)
         for line in text.splitlines():
             key, _, value = line.partition(" ")
@@ -80,12 +78,10 @@ class Cgroupfs:
         return None
 
     def memory_bytes(self, cgroup: str) -> int | None:
-        found = self._first(self._memory, cgroup)
-        return None if found is None else _int(found[1])
+        return _int(self._first(self._memory, cgroup))
 
     def tasks(self, cgroup: str) -> int | None:
-        found = self._first(self._tasks, cgroup)
-        return None if found is None else _int(found[1])
+        return _int(self._first(self._tasks, cgroup))
 
     def procs(self, cgroup: str) -> tuple[int, ...] | None:
         """The PIDs directly in the unit's cgroup, sorted; None when it has no cgroup directory.
@@ -97,7 +93,7 @@ class Cgroupfs:
         (Delegate=) has none here: changes.py never caches it. systemd also writes the invocation
         ID into the directory's extended attributes, but only root may read trusted.*, and two more
         system calls per unit would add nothing the PIDs do not already tell."""
-        relative = self._within(cgroup)
+        relative = self._relative.get(cgroup) or self._within(cgroup)
         for base in self._process_trees:
             text = _read(f"{base}/{relative}cgroup.procs")
             if text is not None:
@@ -126,12 +122,13 @@ class Cgroupfs:
 _MAX_READ = 1 << 20
 
 
-def _read(path: str | None) -> str | None:
+_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _read(path: str) -> str | None:
     """A cgroupfs file's text (at most _MAX_READ bytes of it), or None when it cannot be read."""
-    if path is None:
-        return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(path, _FLAGS)
     except (OSError, ValueError):
         return None
     try:

@@ -57,8 +57,11 @@ def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> l
         for text, value in samples if value is not None]
 
 
-def _kb(value: int | None) -> float | None:
-    return None if value is None else value / 1024
+def _kb(value: int | None) -> float | int | None:
+    if value is None:
+        return None
+    # Memory comes in whole pages: an int is formatted without a float's checks (same text).
+    return value // 1024 if value % 1024 == 0 else value / 1024
 
 
 def render(snap: Snapshot) -> str:
