@@ -49,7 +49,7 @@ venv: $(STAMP_APT) $(STAMP_PIP)
 deps: venv
 
 lint: deps
-	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy
+	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: deps

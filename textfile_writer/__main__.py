@@ -1,4 +1,4 @@
-"""The `agent-exporter` command's entry point (the console script and `python -m textfile_writer`).
+"""The `agent-exporter` command's entry point (bin/agent-exporter, and `python -m textfile_writer`).
 
 `write` is what the timer runs every 10 seconds on every host, so it takes a fast path that
 imports neither click nor PyYAML (see options.py and configfile.py). Every other command, and any
