@@ -345,13 +345,19 @@ class ScenarioFleet:
 
     def op_alias(self, rng: random.Random) -> str:
         unit = rng.choice(ALIASED)
-        if unit in self.model.enabled:
-            self.model.enabled.discard(unit)
-            return f"disable (remove Alias={alias_of(unit)}) {unit}: {self._systemctl('disable', '--', unit)}"
-        result = self._systemctl("enable", "--", unit)
+        return self._toggle(unit, self.model.enabled, ("enable", f"enable (Alias={alias_of(unit)}) {unit}"),
+                            ("disable", f"disable (remove Alias={alias_of(unit)}) {unit}"))
+
+    def _toggle(self, unit: str, members: set[str], on: tuple[str, str], off: tuple[str, str]) -> str:
+        """Undo `on` (systemctl verb, log line) for a unit in `members`, else do it, and count the
+        unit in only when systemctl agreed."""
+        if unit in members:
+            members.discard(unit)
+            return f"{off[1]}: {self._systemctl(off[0], '--', unit)}"
+        result = self._systemctl(on[0], "--", unit)
         if result == "ok":
-            self.model.enabled.add(unit)
-        return f"enable (Alias={alias_of(unit)}) {unit}: {result}"
+            members.add(unit)
+        return f"{on[1]}: {result}"
 
     def op_link(self, rng: random.Random) -> str:
         link = self.manager.unit_dir / LINK
@@ -369,13 +375,7 @@ class ScenarioFleet:
 
     def op_mask(self, rng: random.Random) -> str:
         unit = rng.choice([*STEADY, *ONESHOTS, *sorted(self.model.dynamic)])
-        if unit in self.model.masked:
-            self.model.masked.discard(unit)
-            return f"unmask {unit}: {self._systemctl('unmask', '--', unit)}"
-        result = self._systemctl("mask", "--", unit)
-        if result == "ok":
-            self.model.masked.add(unit)
-        return f"mask {unit}: {result}"
+        return self._toggle(unit, self.model.masked, ("mask", f"mask {unit}"), ("unmask", f"unmask {unit}"))
 
     def op_reset_failed(self, rng: random.Random) -> str:
         if rng.random() < 0.3:
