@@ -138,11 +138,11 @@ def _read(path: str) -> str | None:
             while sum(map(len, chunks)) < _MAX_READ and (chunk := os.read(fd, 65536)):
                 chunks.append(chunk)
             data = b"".join(chunks)
-        return data.decode("utf-8", "replace")
     except OSError:
         return None
     finally:
         os.close(fd)
+    return data.decode("utf-8", "replace")
 
 
 def _int(text: str | None, scale: int = 1) -> int | None:

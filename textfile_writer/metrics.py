@@ -53,8 +53,8 @@ def header(name: str, kind: str, help_text: str) -> list[str]:
 
 def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
     return header(name, kind, help_text) + [
-        f"{name}{{{text}}} {format_value(value)}" if text else f"{name} {format_value(value)}"
-        for text, value in samples if value is not None]
+        f"{name}{{{text}}} {str(value) if type(value) is int else format_value(value)}" if text
+        else f"{name} {format_value(value)}" for text, value in samples if value is not None]
 
 
 def _kb(value: int | None) -> float | int | None:
