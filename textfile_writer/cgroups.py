@@ -48,7 +48,7 @@ class Cgroupfs:
 
     def _first(self, places: tuple[tuple[str, str], ...], cgroup: str) -> str | None:
         """The text of the cgroup's file from the first place that has it, or None."""
-        relative = self._relative.get(cgroup) or self._within(cgroup)
+        relative = self._within(cgroup)
         for base, name in places:
             text = _read(f"{base}/{relative}{name}")
             if text is not None:
@@ -93,7 +93,7 @@ class Cgroupfs:
         (Delegate=) has none here: changes.py never caches it. systemd also writes the invocation
         ID into the directory's extended attributes, but only root may read trusted.*, and two more
         system calls per unit would add nothing the PIDs do not already tell."""
-        relative = self._relative.get(cgroup) or self._within(cgroup)
+        relative = self._within(cgroup)
         for base in self._process_trees:
             text = _read(f"{base}/{relative}cgroup.procs")
             if text is not None:

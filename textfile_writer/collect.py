@@ -98,12 +98,13 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
     started_ns = clock.monotonic_ns()
     explicit = [str(s.unit) for s in config.explicit]
     patterns = [str(s.pattern) for s in config.patterns]
+    boot = state.boot_id(proc_root)
     answer = None
     if change_driven is None:
         explicit_props, discovered = systemd.query(config.scope, explicit, patterns, runner, timeout)
     else:
         answer = changes.query(config.scope, explicit, patterns, runner, timeout, cgroupfs,
-                               change_driven.cache, state.boot_id(proc_root))
+                               change_driven.cache, boot)
         explicit_props, discovered = answer.explicit, answer.discovered
     agents, problems = resolve_agents(config, explicit_props, discovered)
     now_ns = clock.monotonic_ns()
@@ -127,7 +128,7 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
         duration_seconds=(clock.monotonic_ns() - started_ns) / 1e9,
         collect_errors=len(problems), version=__version__,
     )
-    new_state = state.State(state.boot_id(proc_root), config.scope, now_ns, counters)
+    new_state = state.State(boot, config.scope, now_ns, counters)
     return Result(snapshot, new_state, tuple(problems), answer)
 
 

@@ -21,6 +21,7 @@ from .defaults import (
 from .errors import shown
 from .files import path_problem
 from .records import NamedTuple
+from .unitfiles import NAME_CHARS
 
 TYPE_CHECKING = False  # typing itself costs the write path an import of `re`
 if TYPE_CHECKING:
@@ -33,10 +34,9 @@ DEFAULT_PATTERN = "agent-*.service"
 DEFAULT_TYPE = "primary"
 BUILTIN_SOURCE = "<built-in default>"
 
-# systemd's rule for unit names (unit_name_is_valid): these characters, at most 255 of them; a
+# systemd's rule for unit names (unit_name_is_valid): unitfiles.NAME_CHARS, at most 255 of them; a
 # pattern may also hold glob characters. Plain sets: `re` is not imported on the writer's hot path.
-_UNIT_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:_.\\@-")
-_GLOB_CHARS = _UNIT_CHARS | frozenset("*?[]!")
+_GLOB_CHARS = NAME_CHARS | frozenset("*?[]!")
 _UNIT_SUFFIX = ".service"
 _MAX_UNIT_NAME = 255
 
@@ -118,7 +118,7 @@ def unit_name_problem(name: str, glob: bool = False) -> str | None:
         return "must not be empty"
     if len(name) > _MAX_UNIT_NAME:
         return f"is longer than systemd's limit of {_MAX_UNIT_NAME} characters"
-    if not (_GLOB_CHARS if glob else _UNIT_CHARS).issuperset(name):
+    if not (_GLOB_CHARS if glob else NAME_CHARS).issuperset(name):
         allowed = "letters, digits, ':', '_', '.', '\\', '@', '-'" + (" and * ? [ ] !" if glob else "")
         return f"{shown(name)} has characters systemd does not allow in unit names (only {allowed})"
     if not name.endswith(_UNIT_SUFFIX):

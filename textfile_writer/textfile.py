@@ -81,16 +81,16 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-def remove_stale_temps(directory: str, name: str) -> None:
-    """The temporary files for `name` in `directory` left by runs that were killed (we hold the lock,
-    so none is live): the textfile's, and the state directory's."""
-    prefix = temp_prefix(name)
+def remove_stale_temps(directory: str, *names: str) -> None:
+    """The temporary files for each of `names` in `directory` left by runs that were killed (we hold
+    the lock, so none is live): the textfile's, and the state directory's; one listing."""
+    prefixes = tuple(temp_prefix(name) for name in names)
     try:
         entries = os.listdir(directory)
     except OSError:
         return
     for entry in entries:
-        if entry.startswith(prefix) and entry.endswith(TEMP_SUFFIX):
+        if entry.startswith(prefixes) and entry.endswith(TEMP_SUFFIX):
             _unlink_quietly(os.path.join(directory, entry))
 
 

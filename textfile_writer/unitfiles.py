@@ -37,7 +37,7 @@ UNIT_TYPES = frozenset({"service", "mount", "swap", "socket", "target", "device"
                         "path", "slice", "scope"})
 UNIT_NAME_MAX = 256
 # VALID_CHARS "@" of unit-name.c: ASCII digits and letters, ":-_.\" and "@".
-_NAME_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:-_.\\@")
+NAME_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:-_.\\@")
 # A directory whose mtime or ctime is this recent may change again within the same timestamp tick
 # (the kernel's coarse clock; 1 s on ext3, 2 s on FAT) without its key changing: its key is not one
 # to cache on. Git calls this a racily clean index.
@@ -113,7 +113,7 @@ def valid_unit_name(name: str) -> bool:
     if dot <= 0 or len(name) >= UNIT_NAME_MAX or name[dot + 1:] not in UNIT_TYPES:
         return False
     prefix = name[:dot]
-    return not prefix.startswith("@") and _NAME_CHARS.issuperset(prefix)
+    return not prefix.startswith("@") and NAME_CHARS.issuperset(prefix)
 
 
 def installed(unit_path: Sequence[str], patterns: Sequence[str]) -> list[str]:

@@ -48,8 +48,7 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
     with RunLock(lock, settings.timeout):
         # Killed runs leave temporary files in both directories; one rule sweeps them.
         remove_stale_temps(directory, config.textfile_name)
-        for name in STATE_FILES:
-            remove_stale_temps(settings.state_dir, name)
+        remove_stale_temps(settings.state_dir, *STATE_FILES)
         previous, why = load_previous(settings, proc_root)
         if why:
             note(f"{why}; agent_cpu_percent is left out for running agents this run")

@@ -100,6 +100,15 @@ def test_stale_temporary_files_are_ours_only(tmp_path: Path) -> None:
     assert {name: (tmp_path / name).read_text() for name in neighbours} == neighbours
 
 
+def test_stale_temporary_files_of_several_names_in_one_call(tmp_path: Path) -> None:
+    """The state directory's files (the writer passes them all at once): each name's leftovers go,
+    a name not asked for keeps its own."""
+    for name in ("cpu-state", "unit-cache.marshal", "config-cache.marshal"):
+        (tmp_path / f".{name}.4242.tmp").write_text("killed")
+    remove_stale_temps(str(tmp_path), "cpu-state", "unit-cache.marshal")
+    assert os.listdir(tmp_path) == [".config-cache.marshal.4242.tmp"]
+
+
 def test_second_holder_waits_then_gives_up(tmp_path: Path) -> None:
     lock = tmp_path / "lock"
     holder = subprocess.Popen([sys.executable, "-c", (
