@@ -52,6 +52,18 @@ class Certs:
     client_key: Path
 
 
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """The real curl client, quiet but for errors, 10 s at most."""
+    return subprocess.run([need("curl"), "-sS", "--max-time", "10", *args], capture_output=True, timeout=30,
+                          check=False)
+
+
+def status_of(*args: str) -> int:
+    """The HTTP status curl got (0 when it got none)."""
+    done = curl("-o", "/dev/null", "-w", "%{http_code}", *args)
+    return int(done.stdout or b"0")
+
+
 def make_certs(directory: Path) -> Certs:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, with openssl."""
     openssl = need("openssl")

@@ -20,23 +20,13 @@ from pathlib import Path
 
 import pytest
 from procs import Processes, free_port, http_get, wait_until
-from server_fixtures import bcrypt_hash, need, start_server
+from server_fixtures import bcrypt_hash, curl, need, start_server, status_of
 
 from devtools.textfiles import fleet, render, serve_argv, write_textfile
 
 pytestmark = pytest.mark.integration
 
 AGE_LINE = re.compile(rb"\nagent_exporter_textfile_age_seconds (\d+\.\d{3})\n\Z")
-
-
-def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([need("curl"), "-sS", "--max-time", "10", *args], capture_output=True, timeout=30,
-                          check=False)
-
-
-def status_of(*args: str) -> int:
-    done = curl("-o", "/dev/null", "-w", "%{http_code}", *args)
-    return int(done.stdout or b"0")
 
 
 def raw_request(port: int, data: bytes) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from procs import Processes
-from server_fixtures import Certs, bcrypt_hash, make_certs, need, start_server
+from server_fixtures import Certs, bcrypt_hash, curl, make_certs, need, start_server, status_of
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +18,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def certs(tmp_path: Path) -> Certs:
     return make_certs(tmp_path / "pki")
-
-
-def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([need("curl"), "-sS", "--max-time", "10", *args], capture_output=True, timeout=30,
-                          check=False)
-
-
-def code(*args: str) -> int:
-    done = curl("-o", "/dev/null", "-w", "%{http_code}", *args)
-    return int(done.stdout or b"0")
 
 
 def test_tls_with_basic_auth(textfile: Path, certs: Certs, tmp_path: Path, procs: Processes) -> None:
@@ -44,13 +34,13 @@ def test_tls_with_basic_auth(textfile: Path, certs: Certs, tmp_path: Path, procs
     assert ok.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"Strict-Transport-Security: max-age=31536000\r\n" in ok.stdout
     assert textfile.read_bytes() in ok.stdout
-    assert code(*ca, "--compressed", "-u", "prometheus:s3cret", f"{base}/") == 200
+    assert status_of(*ca, "--compressed", "-u", "prometheus:s3cret", f"{base}/") == 200
 
-    assert code(*ca, "-u", "prometheus:wrong", f"{base}/metrics") == 401
-    assert code(*ca, "-u", "nobody:s3cret", f"{base}/metrics") == 401
-    assert code(*ca, f"{base}/metrics") == 401
-    assert code(*ca, f"{base}/nope") == 401  # nothing before authentication
-    assert code(*ca, "-u", "prometheus:s3cret", f"{base}/nope") == 404
+    assert status_of(*ca, "-u", "prometheus:wrong", f"{base}/metrics") == 401
+    assert status_of(*ca, "-u", "nobody:s3cret", f"{base}/metrics") == 401
+    assert status_of(*ca, f"{base}/metrics") == 401
+    assert status_of(*ca, f"{base}/nope") == 401  # nothing before authentication
+    assert status_of(*ca, "-u", "prometheus:s3cret", f"{base}/nope") == 404
     unauthorized = curl(*ca, "-i", f"{base}/health").stdout
     assert b'WWW-Authenticate: Basic realm="agent-exporter"' in unauthorized
 
@@ -62,7 +52,7 @@ def test_tls_with_basic_auth(textfile: Path, certs: Certs, tmp_path: Path, procs
     # wrong or missing credentials answer in the same time whether or not the user exists
     def timed(user: str) -> float:
         t = time.monotonic()
-        assert code(*ca, "-u", f"{user}:wrong", f"{base}/health") == 401
+        assert status_of(*ca, "-u", f"{user}:wrong", f"{base}/health") == 401
         return time.monotonic() - t
 
     known, unknown = [], []
@@ -96,7 +86,7 @@ def test_idle_and_half_handshaken_connections_do_not_block_scrapes(textfile: Pat
     try:
         for _ in range(3):
             t = time.monotonic()
-            assert code("--cacert", str(certs.ca), f"{base}/metrics") == 200
+            assert status_of("--cacert", str(certs.ca), f"{base}/metrics") == 200
             assert time.monotonic() - t < 1.0
         for s in idle + half:
             s.settimeout(4)
@@ -117,7 +107,7 @@ def test_client_certificates_and_tls_versions(textfile: Path, certs: Certs, tmp_
                    "  min_version: TLS13\n")
     base, _pid = start_server(procs, textfile, "--web.config.file", str(web), scheme="https")
     ca = ("--cacert", str(certs.ca))
-    assert code(*ca, "--cert", str(certs.client_cert), "--key", str(certs.client_key), f"{base}/metrics") == 200
+    assert status_of(*ca, "--cert", str(certs.client_cert), "--key", str(certs.client_key), f"{base}/metrics") == 200
     assert curl(*ca, f"{base}/metrics").returncode != 0  # no client certificate
     # a self-signed client certificate that our CA did not sign
     subprocess.run([need("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -128,4 +118,4 @@ def test_client_certificates_and_tls_versions(textfile: Path, certs: Certs, tmp_
     # TLS 1.2 is below min_version
     assert curl(*ca, "--cert", str(certs.client_cert), "--key", str(certs.client_key), "--tls-max", "1.2",
                 f"{base}/metrics").returncode != 0
-    assert code(*ca, "--cert", str(certs.client_cert), "--key", str(certs.client_key), f"{base}/health") == 200
+    assert status_of(*ca, "--cert", str(certs.client_cert), "--key", str(certs.client_key), f"{base}/health") == 200
