@@ -8,28 +8,49 @@ the commands of the server's and the installer's rooms. Nothing imports this mod
 
 from __future__ import annotations
 
+import gc
 import sys
-from collections.abc import Sequence
 
 from .console import PROG, run
 from .errors import Interrupted, UsageError
 
 TYPE_CHECKING = False  # typing itself costs the write path an import of `re`
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import click
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["write"]:
+        # One short run that exits: it makes next to no reference cycles (a few dozen), but the cyclic
+        # collector would still walk its objects ~30 times at 1000 agents (3-4 ms, most of it in the
+        # imports and the unit cache's 1000 dicts). Its memory goes back to the system at exit.
+        gc.disable()
         from .options import parse_fast
 
         values = parse_fast(args[1:])
         if values is not None:
             from .writer import command
 
-            sys.exit(run(lambda: command(values)))
+            _leave(run(lambda: command(values)))
     sys.exit(run(lambda: _click(args)))
+
+
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown (freeing every module and object one by one: 5 ms of
+    a 35 ms run, measured at 16 and at 1000 agents). A run's files are complete by now (written,
+    fsynced and renamed through descriptors), its lock goes with the process, and it registers no
+    exit handler; only the console's buffered streams are left to flush."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said there
+            code = code or 1
+    os._exit(code)
 
 
 def _click(args: list[str]) -> None:

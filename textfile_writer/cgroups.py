@@ -43,6 +43,10 @@ class Cgroupfs:
         self._memory = places("memory", "memory.current", "memory.usage_in_bytes")
         self._tasks = places("pids", "pids.current", "pids.current")
         self._relative: dict[str, str] = {}
+        # Directories that hold units' cgroups (app.slice, system.slice...), one descriptor each per
+        # hierarchy: a unit's files are opened relative to them (two path steps instead of ~8, 15%
+        # of a read here). A run lives seconds; the descriptors are closed with this object.
+        self._parents: dict[str, int] = {}
         # Where a unit's processes are listed: cgroup2, else the v1 name=systemd hierarchy.
         self._process_trees = tuple(b for b in (self.unified, os.path.join(root, "systemd")) if b is not None)
 
@@ -50,10 +54,37 @@ class Cgroupfs:
         """The text of the cgroup's file from the first place that has it, or None."""
         relative = self._within(cgroup)
         for base, name in places:
-            text = _read(f"{base}/{relative}{name}")
+            text = self._read(base, relative, name)
             if text is not None:
                 return text
         return None
+
+    def _read(self, base: str, relative: str, name: str) -> str | None:
+        """_read of base/relative/name, opened relative to the unit's parent directory."""
+        parent, _, leaf = relative[:-1].rpartition("/")
+        if not leaf:
+            return _read(f"{base}/{name}")
+        key = f"{base}/{parent}"
+        fd = self._parents.get(key)
+        if fd is None:
+            try:
+                fd = os.open(key, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except (OSError, ValueError):
+                fd = -1
+            self._parents[key] = fd
+        text = None if fd < 0 else _read(f"{leaf}/{name}", fd)
+        # by the whole path too when that failed: the parent may have been made anew since it was opened
+        return _read(f"{base}/{relative}{name}") if text is None else text
+
+    def close(self) -> None:
+        parents = getattr(self, "_parents", {})  # also when __init__ did not get that far
+        for fd in parents.values():
+            if fd >= 0:
+                os.close(fd)
+        parents.clear()
+
+    def __del__(self) -> None:
+        self.close()
 
     def _within(self, cgroup: str) -> str:
         # ControlGroup is absolute within the hierarchy; never let it climb out of the root.
@@ -95,7 +126,7 @@ class Cgroupfs:
         system calls per unit would add nothing the PIDs do not already tell."""
         relative = self._within(cgroup)
         for base in self._process_trees:
-            text = _read(f"{base}/{relative}cgroup.procs")
+            text = self._read(base, relative, "cgroup.procs")
             if text is not None:
                 try:
                     return tuple(sorted(map(int, text.split())))
@@ -125,10 +156,10 @@ _MAX_READ = 1 << 20
 _FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-def _read(path: str) -> str | None:
+def _read(path: str, dir_fd: int | None = None) -> str | None:
     """A cgroupfs file's text (at most _MAX_READ bytes of it), or None when it cannot be read."""
     try:
-        fd = os.open(path, _FLAGS)
+        fd = os.open(path, _FLAGS, dir_fd=dir_fd)
     except (OSError, ValueError):
         return None
     try:

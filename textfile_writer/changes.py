@@ -31,14 +31,18 @@ cache: Names (aliases) are only as current as the last `show`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 
 from . import systemd, unitfiles
 from .cgroups import Cgroupfs
-from .proc import Runner
 from .records import NamedTuple
 from .unitcache import Cache, Entry, FilesKey
 from .unitglob import any_match
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .proc import Runner
 
 # What list-units says of a unit that may be answered from the cache.
 STEADY = ("loaded", "active", "running")

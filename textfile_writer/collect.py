@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
 
 from . import __version__, changes, state, systemd, unitglob
 from .cgroups import Cgroupfs, rss_bytes
 from .config import AgentSpec, Config, default_agent_name
 from .host import read_host
 from .model import UP_STATES, AgentSample, Snapshot
-from .proc import Runner
 from .records import NamedTuple
-from .systemd import UnitProperties
 from .unitcache import Cache
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .proc import Runner
+    from .systemd import UnitProperties
 
 
 class Agent(NamedTuple):

@@ -8,7 +8,10 @@ them to end the process. Kept to the standard library's `sys`: the writer's fast
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PROG = "agent-exporter"
 # A line longer than this is cut: a message may carry a value read from a hostile file or request.

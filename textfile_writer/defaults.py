@@ -9,9 +9,12 @@ syntax). The writer's fast path imports this module: nothing but `os` (and error
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from .errors import shown
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SCOPES = ("user", "system")
 

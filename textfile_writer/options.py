@@ -9,7 +9,6 @@ click costs more to import than the rest of a run. Anything the fast parser does
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from .config import Config
 from .defaults import (
@@ -59,6 +58,10 @@ COMMON = (
            f"{PER_UNIT_SECONDS * 1000:g} ms more per unit it asks about, and all of a run's calls end by "
            f"{CEILING_SECONDS:g} s, or SECONDS if longer (default: {DEFAULT_TIMEOUT:g})"),
 )
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 # `write` only: the one switch of the fast path besides -v.
 FULL_REFRESH_FLAG = "--full-refresh"
 FULL_REFRESH_ENV = "AGENT_EXPORTER_FULL_REFRESH"

@@ -15,10 +15,15 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Callable, Mapping, Sequence
 
 from .errors import CommandError
 from .records import NamedTuple
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    # (argv, timeout seconds) -> Completed. Tests and callers may pass their own.
+    Runner = Callable[[Sequence[str], float], "Completed"]
 
 
 class Completed(NamedTuple):
@@ -41,9 +46,6 @@ a batch of units (systemd.SHOW_BATCH), or `list-units` over thousands, is a few 
 class _TooMuchOutput(Exception):
     pass
 
-
-Runner = Callable[[Sequence[str], float], Completed]
-"""(argv, timeout seconds) -> Completed. Tests and callers may pass their own."""
 
 
 def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -21,11 +21,10 @@ all the calls of one run end by CEILING_SECONDS, below the writer unit's Timeout
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .defaults import SERVER_SERVICE, WRITER_SERVICE
 from .errors import SystemdError
-from .proc import Completed, Runner
+from .proc import Completed
 from .records import NamedTuple
 from .unitfiles import parse_unit_path
 
@@ -33,15 +32,23 @@ SHOW_PROPERTIES = (
     "Id", "Names", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "CPUUsageNSec",
     "MemoryCurrent", "TasksCurrent", "ControlGroup", "ActiveEnterTimestampMonotonic", "InvocationID",
 )
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    from .proc import Runner
+    UnitProperties = Mapping[str, str]
 # What a unit's cgroup tells at any time (cgroups.py): a cached block never keeps these.
 MEASURED = ("CPUUsageNSec", "MemoryCurrent", "TasksCurrent")
 # What systemd prints for "no value": unset, unlimited, or the all-ones 64-bit sentinel.
-_UNKNOWN = frozenset({"", "[not set]", "[no data]", "infinity", str(2**64 - 1)})
+# What systemd prints for an unsigned property it does not know: "[not set]", "[no data]",
+# "infinity", or the number UINT64_MAX.
+_UINT64_MAX = 2**64 - 1
 # agent-exporter's own services (timers/, installed by `agent-exporter install`): never agents, even
 # when a pattern matches them, as the default agent-*.service does. A config may still name them.
 OWN_SERVICES = frozenset({WRITER_SERVICE, SERVER_SERVICE})
 
-UnitProperties = Mapping[str, str]
 
 # systemd 252 spends per unit 1.2 ms in `show` for an absent unit, 5.5-8 ms for one it must load
 # from disk, and ~3 ms in `list-unit-files` per matching file (2 shared CPUs under load, 2000-10000
@@ -189,9 +196,11 @@ def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
     by Id, once each. Blocks are indexed by name first: thousands of agents stay linear."""
     by_name: dict[str, list[int]] = {}
     for i, block in enumerate(blocks):
-        for name in dict.fromkeys([block.get("Id", ""), *split_names(block.get("Names", ""))]):
+        for name in (block.get("Id", ""), *split_names(block.get("Names", ""))):
             if name:
-                by_name.setdefault(name, []).append(i)
+                indexes = by_name.setdefault(name, [])
+                if not indexes or indexes[-1] != i:  # the Id is among the Names too: once a block
+                    indexes.append(i)
     used: set[int] = set()
     seen_ids: set[str] = set()
     mine: list[dict[str, str]] = []
@@ -214,6 +223,8 @@ def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
 def split_names(value: str) -> list[str]:
     """A list property as systemctl prints it: words split by spaces; a word that needs escaping is
     double-quoted with C escapes (`Names="agent-we\\\\x20ird.service"` for `agent-we\\x20ird.service`)."""
+    if '"' not in value:  # nothing quoted: the common case
+        return [word for word in value.split(" ") if word]
     words: list[str] = []
     i, n = 0, len(value)
     while i < n:
@@ -271,11 +282,11 @@ def parse_show(text: str) -> list[dict[str, str]]:
 
 def uint(props: UnitProperties, key: str) -> int | None:
     """An unsigned property, or None when systemd does not know it (unset, infinity, 2^64-1)."""
-    value = props.get(key, "").strip()
-    if value in _UNKNOWN:
+    value = props.get(key)
+    if value is None:
         return None
     try:
-        number = int(value)
+        number = int(value)  # the common case first: a run parses five of these per agent
     except ValueError:
-        return None
-    return number if number >= 0 else None
+        return None  # "", "[not set]", "[no data]", "infinity"
+    return number if 0 <= number < _UINT64_MAX else None

@@ -27,10 +27,13 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
 
 from .errors import SystemdError
 from .unitglob import any_match
+
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
 
 # systemd 252 src/basic/unit-name.h, unit-def.c: the unit types and the longest name (exclusive).
 UNIT_TYPES = frozenset({"service", "mount", "swap", "socket", "target", "device", "automount", "timer",

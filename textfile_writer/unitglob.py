@@ -28,7 +28,10 @@ str.find's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
 _UPPER = _LOWER.upper()

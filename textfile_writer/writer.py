@@ -4,7 +4,6 @@ and `agent-exporter write` at the console (warnings, the -v summary)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 
 from . import state, unitcache
 from .cgroups import Cgroupfs
@@ -14,10 +13,15 @@ from .defaults import STATE_FILE, STATE_FILES, UNIT_CACHE_FILE, lock_name
 from .errors import WriteError
 from .metrics import render
 from .options import Settings, resolve
-from .proc import Runner, run
+from .proc import run
 from .textfile import RunLock, atomic_write, remove_stale_temps
 
-Log = Callable[[str], None]
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .proc import Runner
+    Log = Callable[[str], None]
 
 
 def _ignore(_message: str) -> None:

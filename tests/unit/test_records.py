@@ -67,3 +67,38 @@ def test_typing_is_not_imported() -> None:
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])  # the checkout: -S leaves site-packages out
     assert out.stdout.strip() == "False"
+
+
+class Plain(NamedTuple):
+    a: int
+    b: str = "b"
+
+    def both(self) -> str:
+        return f"{self.a}{self.b}"
+
+
+def test_a_body_that_replaces_nothing_makes_one_class() -> None:
+    assert Plain.__mro__ == (Plain, tuple, object)  # no intermediate class: cheaper to build
+    assert Point.__mro__[2] is tuple  # Point's own __repr__ wraps the generated one
+    p = Plain(1)
+    assert p.both() == "1b" and Plain(a=2, b="c") == (2, "c") and repr(p) == "Plain(a=1, b='b')"
+    assert Plain._make([3, "x"]) == Plain(3, "x") and Plain._field_defaults == {"b": "b"}
+    with pytest.raises(TypeError):
+        Plain._make([1])
+    with pytest.raises(ValueError, match="unexpected field names"):
+        p._replace(c=1)  # type: ignore[call-arg]
+
+
+def test_constructors_of_the_same_arity_keep_their_own_names_and_defaults() -> None:
+    class Two(NamedTuple):
+        left: int
+        right: int = 5
+
+    assert Two(right=1, left=2) == (2, 1) and Two(7) == (7, 5)
+    assert Plain(b="z", a=0) == (0, "z")  # same arity as Two, its own argument names
+
+
+def test_a_field_name_that_could_clash_with_the_constructor_is_refused() -> None:
+    with pytest.raises(ValueError, match="bad field name"):
+        class Bad(NamedTuple):
+            _cls: int

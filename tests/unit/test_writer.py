@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from captured import CGROUP_ROOT, Replay, fleet_blocks, fleet_replay, ok, text
@@ -19,7 +20,10 @@ from textfile_writer.defaults import STATE_FILE, TEMP_SUFFIX, UNIT_CACHE_FILE, l
 from textfile_writer.errors import LockError, SystemdError, WriteError
 from textfile_writer.metrics import render
 from textfile_writer.options import Settings
-from textfile_writer.proc import Completed, Runner
+from textfile_writer.proc import Completed
+
+if TYPE_CHECKING:  # the alias exists for the type checker only (proc.py)
+    from textfile_writer.proc import Runner
 
 # The configuration the fleet capture answers: query("user", ["agent-absent.service"], ["agent-*.service"]).
 CONFIG = parse_config("scope: user\nagents:\n  - unit: agent-absent\n  - pattern: 'agent-*'\n    type: support\n",

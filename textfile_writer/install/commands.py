@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import systemd
 from ..errors import InstallError
-from ..proc import Completed, Runner
+from ..proc import Completed
+
+if TYPE_CHECKING:  # the alias exists for the type checker only (proc.py)
+    from ..proc import Runner
 
 TIMEOUT = 60.0
 Say = Callable[[str], None]

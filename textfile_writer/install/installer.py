@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from ..errors import InstallError
-from ..proc import Runner, run
+from ..proc import run
 from ..textfile import atomic_write
 from . import units
 from .commands import TIMEOUT, Commands, Say
 from .manifest import MANIFEST, Manifest, read_installed, sha256
 from .request import Request, render, service_user_problem
+
+if TYPE_CHECKING:  # the alias exists for the type checker only (proc.py)
+    from ..proc import Runner
 
 NOLOGIN = "/usr/sbin/nologin"
 TEXTFILE_DIR_MODE = 0o2775  # group-writable for the writer's group, setgid so new files keep that group

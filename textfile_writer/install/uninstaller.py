@@ -7,14 +7,18 @@ import errno
 import os
 import stat
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..defaults import STATE_FILES, lock_name, temp_prefix
 from ..errors import AgentExporterError, InstallError
-from ..proc import Runner, run
+from ..proc import run
 from ..textfile import RunLock
 from . import units
 from .commands import TIMEOUT, Commands, Say
 from .manifest import MANIFEST, Manifest, read_installed, sha256
+
+if TYPE_CHECKING:  # the alias exists for the type checker only (proc.py)
+    from ..proc import Runner
 
 
 class Uninstaller:
