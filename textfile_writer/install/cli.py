@@ -29,17 +29,31 @@ def _scope_options(func: Any) -> Any:
     func = click.option("--unit-dir", metavar="DIR",
                         help=f"where the unit files go (default: {SYSTEM_UNIT_DIR}, or "
                              "$XDG_CONFIG_HOME/systemd/user)")(func)
-    func = click.option("--system", "scope", flag_value="system",
+    func = click.option("--system", "system", is_flag=True,
                         help="system units in /etc/systemd/system; the writer runs as the system user agent-exporter, "
                              "which install creates (default for root)")(func)
-    return click.option("--user", "scope", flag_value="user",
-                        help="units for your own user manager (systemctl --user; default for other users)")(func)
+    return click.option("--user", "user", is_flag=True,
+                        help="units for your own user manager (systemctl --user; default for other users); "
+                             "not with --system")(func)
+
+
+def _scope(user: bool, system: bool) -> str:
+    """--user or --system, at most one of them; else the default for who runs it."""
+    if user and system:
+        raise click.UsageError("--user and --system cannot be given together: choose one",
+                               ctx=click.get_current_context())
+    return "user" if user else "system" if system else default_scope()
 
 
 @click.command(context_settings=_SETTINGS)
 @_scope_options
 @click.option("--now", is_flag=True, help="also start the timer and the socket")
-@click.option("--dry-run", is_flag=True, help="print the units that would be written; change nothing")
+@click.option("--dry-run", is_flag=True,
+              help="print the plan: every change install would make (accounts, directories, units, systemctl), "
+                   "then the units; change nothing. Refuses, with the same error, where install would")
+@click.option("--no-server", is_flag=True,
+              help="install the writer and its timer only, without the server's socket and service (for hosts "
+                   "whose node_exporter reads the file)")
 @click.option("--config", metavar="FILE", envvar="AGENT_EXPORTER_CONFIG", show_envvar=True,
               help="the writer's YAML configuration (validated now; its textfile_dir, textfile_name and "
                    "interval_seconds are the defaults below)")
@@ -58,30 +72,33 @@ def _scope_options(func: Any) -> Any:
 @click.option("--web.config.file", "web_config", metavar="FILE", envvar="AGENT_EXPORTER_WEB_CONFIG_FILE",
               show_envvar=True, help="TLS and basic auth for the server (files it names must be readable "
                                      "by the service's user)")
-def install(scope: str | None, unit_dir: str | None, now: bool, dry_run: bool, config: str | None,
-            textfile_dir: str | None, textfile_name: str | None, interval: float | None,
+def install(user: bool, system: bool, unit_dir: str | None, now: bool, dry_run: bool, no_server: bool,
+            config: str | None, textfile_dir: str | None, textfile_name: str | None, interval: float | None,
             listen_address: str, web_config: str | None) -> None:
     """Install the writer's timer and the server's socket as hardened systemd units, and enable them.
 
     Writes agent-exporter.service (the writer, a oneshot), agent-exporter.timer (runs it every
     --interval seconds), agent-exporter-server.service and agent-exporter-server.socket (the server,
-    started on the first connection), runs daemon-reload and enables the timer and the socket.
-    Running it again changes only what differs. `uninstall` removes exactly what it did.
+    started on the first connection; not with --no-server), runs daemon-reload and enables the
+    timer and the socket. System scope also creates the writer's user and group and makes the
+    textfile directory group-writable for it. Every step is said as it is taken; --dry-run says
+    them and takes none. Running it again changes only what differs. `uninstall` removes exactly
+    what it did.
     """
-    scope = scope or default_scope()
+    scope = _scope(user, system)
     req = build_request(scope, os.environ, config=config, textfile_dir=textfile_dir, textfile_name=textfile_name,
                         interval=interval, listen_address=listen_address, web_config=web_config,
-                        unit_dir=unit_dir, say=click.echo)
+                        unit_dir=unit_dir, server=not no_server, say=click.echo)
     if dry_run:
-        print_dry_run(req, say=click.echo)
+        print_dry_run(req, now, say=click.echo)
         return
     do_install(req, now, say=click.echo)
 
 
 @click.command(context_settings=_SETTINGS)
 @_scope_options
-def uninstall(scope: str | None, unit_dir: str | None) -> None:
+def uninstall(user: bool, system: bool, unit_dir: str | None) -> None:
     """Stop and remove what `install` did: units, timer, socket, the writer's files and state, and
     the group and directory changes it recorded."""
-    scope = scope or default_scope()
+    scope = _scope(user, system)
     do_uninstall(scope, unit_dir or default_unit_dir(scope, os.environ), say=click.echo)

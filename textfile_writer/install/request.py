@@ -38,6 +38,7 @@ class Request(NamedTuple):
     runtime_dir: str | None = None  # user scope: $XDG_RUNTIME_DIR, where the manager's socket is
     config_home: str | None = None  # user scope: StateDirectory= lives here (systemd < 254) ...
     state_home: str | None = None  # ... or here (systemd >= 254)
+    server: bool = True  # False: the writer and its timer only (--no-server)
 
 
 def default_unit_dir(scope: str, environ: Mapping[str, str]) -> str:
@@ -66,7 +67,8 @@ def build_request(scope: str, environ: Mapping[str, str], *, config: str | None 
                   textfile_dir: str | None = None, textfile_name: str | None = None,
                   interval: float | None = None, listen_address: str | None = None,
                   web_config: str | None = None, unit_dir: str | None = None,
-                  command: tuple[str, ...] | None = None, say: Say | None = None) -> Request:
+                  command: tuple[str, ...] | None = None, server: bool = True,
+                  say: Say | None = None) -> Request:
     """Options over the config file over defaults; the config is validated on the way."""
     cfg = None
     if config is not None:
@@ -90,6 +92,7 @@ def build_request(scope: str, environ: Mapping[str, str], *, config: str | None 
         runtime_dir=(environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}") if user else None,
         config_home=user_config_home(environ) if user else None,
         state_home=user_state_home(environ) if user else None,
+        server=server,
     )
 
 
@@ -150,7 +153,10 @@ def params(req: Request) -> units.UnitParams:
 
 
 def render(req: Request) -> dict[str, str]:
-    return units.render(params(req))
+    """{unit file name: text} of the units this request installs (without the server's for
+    --no-server), in units.UNIT_NAMES order."""
+    rendered = units.render(params(req))
+    return {name: text for name, text in rendered.items() if req.server or name in units.WRITER_UNITS}
 
 
 def service_user_problem(req: Request) -> str | None:
@@ -159,14 +165,16 @@ def service_user_problem(req: Request) -> str | None:
     The writer's static user and the server's dynamic user are "other" to every file install did
     not make for them.
     This checks the permission bits for "other" along every path: the executable, its interpreter, the
-    package, the config file and the textfile directory's parents.
+    package, the config file and the textfile directory's parents. With the server, no path may be
+    under /tmp or /var/tmp: its dynamic user gets a private one whatever PrivateTmp= says (the
+    writer alone, a static user, can take PrivateTmp=no as user units do).
     """
     checks: list[tuple[str, int]] = [(req.command[0], 0o005)]
     interpreter = interpreter_of(req.command[0])
     if interpreter:
         checks.append((interpreter, 0o001))
     checks.append((os.path.dirname(os.path.abspath(__file__)), 0o005))
-    for path in (req.config, req.web_config):
+    for path in (req.config, req.web_config if req.server else None):
         if path:
             checks.append((path, 0o004))
     checks.append((os.path.dirname(req.textfile_dir), 0o001))
@@ -174,7 +182,7 @@ def service_user_problem(req: Request) -> str | None:
         problem = _other_access_problem(path, bits)
         if problem:
             return problem
-    for path in needed_paths(req):
+    for path in needed_paths(req) if req.server else ():
         tmp = units.under(path, units.TMP_DIRS)
         if tmp:
             return (f"{path}: the server's dynamic user never sees the host's {tmp} (DynamicUser= implies "

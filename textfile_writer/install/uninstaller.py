@@ -46,7 +46,7 @@ class Uninstaller:
             raise InstallError("uninstall --system needs root")
         self.cmd.systemd_version("uninstall needs it to stop and disable the units")
         self.say(f"agent-exporter uninstall: {self.scope} scope, units in {self.unit_dir}")
-        self.stop_and_disable()
+        self.stop_and_disable(manifest)
         self.remove_state(manifest.state_dir)
         for textfile in manifest.textfiles:
             self.remove_textfile(textfile)
@@ -79,15 +79,21 @@ class Uninstaller:
         else:
             self.problems.append(f"{argv[0]} {argv[-1]}: {done.reason()}")
 
-    def stop_and_disable(self) -> None:
-        done = self.cmd.systemctl("disable", "--now", "--", *units.ENABLED)
-        if done.returncode != 0:
-            self.problems.append(f"systemctl disable --now: {done.reason()}")
-        else:
-            self.say(f"  stopped and disabled {', '.join(units.ENABLED)}")
-        done = self.cmd.systemctl("stop", "--", units.WRITER_SERVICE, units.SERVER_SERVICE)
-        if done.returncode != 0:
-            self.problems.append(f"systemctl stop: {done.reason()}")
+    def stop_and_disable(self, manifest: Manifest) -> None:
+        """The units the manifest lists: an `install --no-server` has no socket to disable (systemctl
+        would fail on its missing file)."""
+        enabled = [u for u in units.ENABLED if u in manifest.units]
+        services = [u for u in (units.WRITER_SERVICE, units.SERVER_SERVICE) if u in manifest.units]
+        if enabled:
+            done = self.cmd.systemctl("disable", "--now", "--", *enabled)
+            if done.returncode != 0:
+                self.problems.append(f"systemctl disable --now: {done.reason()}")
+            else:
+                self.say(f"  stopped and disabled {', '.join(enabled)}")
+        if services:
+            done = self.cmd.systemctl("stop", "--", *services)
+            if done.returncode != 0:
+                self.problems.append(f"systemctl stop: {done.reason()}")
 
     def remove_state(self, state_dir: str | None) -> None:
         """The writer's CPU counters and config cache, in the unit's StateDirectory=."""
@@ -163,7 +169,7 @@ class Uninstaller:
         _unlink(os.path.join(self.unit_dir, MANIFEST))
         self.cmd.systemctl("daemon-reload")
         # A unit that failed stays listed (as failed, not-found) until reset.
-        self.cmd.systemctl("reset-failed", "--", *units.UNIT_NAMES)
+        self.cmd.systemctl("reset-failed", "--", *(n for n in units.UNIT_NAMES if n in manifest.units))
         self.say(f"  systemctl --{self.scope} daemon-reload")
 
 

@@ -36,7 +36,10 @@ from ..defaults import WRITER_SERVICE as WRITER_SERVICE
 from ..defaults import WRITER_TIMER as WRITER_TIMER
 from ..errors import UnitError, shown
 
-UNIT_NAMES = (WRITER_SERVICE, WRITER_TIMER, SERVER_SERVICE, SERVER_SOCKET)
+WRITER_UNITS = (WRITER_SERVICE, WRITER_TIMER)
+SERVER_UNITS = (SERVER_SERVICE, SERVER_SOCKET)
+"""What `install --no-server` leaves out: hosts whose node_exporter reads the file need no server."""
+UNIT_NAMES = (*WRITER_UNITS, *SERVER_UNITS)
 ENABLED = (WRITER_TIMER, SERVER_SOCKET)
 """The units that are enabled and started; the services are started by them."""
 

@@ -1,6 +1,7 @@
-"""`agent-exporter install --user --now` in a real systemd user manager: the timer runs the hardened
-writer at its period, the socket starts the hardened server, node_exporter reads the directory with
-the flags node_exporter/ documents, and `uninstall` leaves nothing behind.
+"""`agent-exporter install --user --now` in a real systemd user manager: the dry run before it is the
+plan the real run carries out, the timer runs the hardened writer at its period, the socket starts
+the hardened server, node_exporter reads the directory with the flags node_exporter/ documents,
+`uninstall` leaves nothing behind, and `--no-server` installs the writer and its timer only.
 
 The session's manager runs as root; one test repeats the essentials under a manager of an
 unprivileged user (nobody), where a user manager can apply fewer sandboxing directives.
@@ -61,6 +62,7 @@ class Installed:
     port: int
     output: str
     exe: str = EXE
+    plan: str = ""  # what `install --dry-run` with the same arguments said just before
 
     @property
     def textfile_dir(self) -> Path:
@@ -90,13 +92,23 @@ def world_readable_dir(prefix: str) -> Path:
 
 
 def install_into(manager: UserManager, work: Path, config_text: str, exe: str = EXE) -> Installed:
+    """`install --dry-run`, which must change nothing, then the real install with the same arguments."""
     config = work / "config.yml"
     config.write_text(config_text)
     config.chmod(0o644)
     installed = Installed(manager, work, config, free_port(), "", exe)
+    before = unit_files(manager)
+    plan = manager.run([*installed.install_args(), "--dry-run"], check=False)
+    assert plan.returncode == 0, f"install --dry-run failed ({plan.returncode}): {plan.stdout}\n{plan.stderr}"
+    assert unit_files(manager) == before and not installed.textfile_dir.exists(), "the dry run changed something"
     done = manager.run(installed.install_args(), check=False)
     assert done.returncode == 0, f"install failed ({done.returncode}): {done.stdout}\n{done.stderr}"
-    return Installed(manager, work, config, installed.port, done.stdout, exe)
+    return Installed(manager, work, config, installed.port, done.stdout, exe, plan.stdout)
+
+
+def plan_lines(output: str) -> list[str]:
+    """The plan as install or install --dry-run says it: after the header, before the units."""
+    return output.split("\n\n", 1)[0].splitlines()[1:]
 
 
 def uninstall_quietly(installed: Installed) -> None:
@@ -161,16 +173,32 @@ def installed(user_manager: UserManager, fleet: Fleet) -> Iterator[Installed]:
 def test_install_enables_and_starts_timer_and_socket(installed: Installed) -> None:
     manager = installed.manager
     assert unit_files(manager) == sorted([*units.UNIT_NAMES, MANIFEST])
+    lines = installed.output.splitlines()
     for name in units.UNIT_NAMES:
-        assert f"  wrote {manager.unit_dir / name}" in installed.output
-    assert "  enabled agent-exporter.timer, agent-exporter-server.socket" in installed.output
-    assert "  started agent-exporter.timer, agent-exporter-server.socket" in installed.output
+        assert f"  write {manager.unit_dir / name}" in lines
+    assert "  systemctl --user enable -- agent-exporter.timer agent-exporter-server.socket" in lines
+    assert "  systemctl --user start -- agent-exporter.timer agent-exporter-server.socket" in lines
     assert installed.textfile_dir.is_dir()
     state = manager.show_units(list(units.ENABLED), ["UnitFileState", "ActiveState"])
     assert [s["UnitFileState"] for s in state] == ["enabled", "enabled"]
     assert [s["ActiveState"] for s in state] == ["active", "active"]
     timer = manager.systemctl("show", "--property=TimersMonotonic", "--", units.WRITER_TIMER).stdout
     assert "OnUnitActiveUSec=2s" in timer and "OnBootUSec=2s" in timer, timer
+
+
+def test_the_dry_run_was_the_plan_install_carried_out(installed: Installed) -> None:
+    unit_dir = installed.manager.unit_dir
+    assert installed.plan.splitlines()[0] == (f"agent-exporter install --dry-run: user scope, units in {unit_dir}; "
+                                              "nothing is changed")
+    plan = plan_lines(installed.plan)
+    assert plan == plan_lines(installed.output), installed.plan
+    # every change, first: the textfile directory, the state directory, the units, systemctl
+    assert plan[0] == f"  create textfile directory {installed.textfile_dir}: mkdir -m 0755"
+    assert plan[1].startswith(f"  state directory {Path(installed.manager.env['XDG_CONFIG_HOME']) / 'agent-exporter'} ")
+    assert [f"  write {unit_dir / n}" for n in units.UNIT_NAMES] == [line for line in plan if "  write " in line][:4]
+    # then the units it installs, exactly as written
+    for name in units.UNIT_NAMES:
+        assert f"\n# {unit_dir / name}\n{(unit_dir / name).read_text()}" in installed.plan
 
 
 def timer_gaps(manager: UserManager, wanted: int, timeout: float) -> list[float]:
@@ -270,7 +298,7 @@ def test_second_install_changes_nothing(installed: Installed) -> None:
     done = installed.manager.run(installed.install_args(), check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("nothing to change: already installed as asked"), done.stdout
-    assert "  wrote " not in done.stdout
+    assert "  write " not in done.stdout
     assert {n: (installed.manager.unit_dir / n).stat().st_mtime_ns for n in units.UNIT_NAMES} == before
 
 
@@ -347,6 +375,53 @@ def test_uninstall_leaves_no_unit_timer_or_socket(installed: Installed) -> None:
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", installed.port)) != 0  # nobody listens any more
     assert installed.config.exists()  # not install's to remove
+
+
+def test_no_server_installs_the_writer_and_its_timer_only(user_manager: UserManager, fleet: Fleet) -> None:
+    """--no-server: no socket, nothing listens, the timer still writes; adding the server later and
+    leaving it out again change only the server's units; uninstall leaves nothing either way."""
+    assert unit_files(user_manager) == [], "the module's install is still there"
+    work = world_readable_dir("agent-exporter-no-server-")
+    config = work / "config.yml"
+    config.write_text(f"scope: user\ntextfile_dir: {work / 'textfile'}\nagents:\n  - unit: {fleet.running}\n")
+    port = free_port()
+    args = [EXE, "install", "--user", "--now", "--interval", f"{INTERVAL:g}", "--config", str(config),
+            "--web.listen-address", f"127.0.0.1:{port}"]
+    installed = Installed(user_manager, work, config, port, "")
+    try:
+        done = user_manager.run([*args, "--no-server"], check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert unit_files(user_manager) == sorted([*units.WRITER_UNITS, MANIFEST])
+        writes(installed, 2, timeout=4 * INTERVAL + 10)
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0  # nobody listens
+        listed = user_manager.systemctl("list-units", "--all", "--plain", "--no-legend", "agent-exporter-server*")
+        assert listed.stdout.strip() == ""
+
+        done = user_manager.run(args, check=False)  # the server added
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert unit_files(user_manager) == sorted([*units.UNIT_NAMES, MANIFEST])
+        status, body = http_get(installed.url, timeout=10)
+        assert status == 200 and b"agent_up{" in body
+
+        done = user_manager.run([*args, "--no-server"], check=False)  # and taken away again
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "  systemctl --user disable --now -- agent-exporter-server.socket (--no-server)" in done.stdout
+        assert unit_files(user_manager) == sorted([*units.WRITER_UNITS, MANIFEST])
+        listed = user_manager.systemctl("list-units", "--all", "--plain", "--no-legend", "agent-exporter-server*")
+        assert listed.stdout.strip() == ""
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+
+        done = installed.agent_exporter("uninstall", "--user")
+        assert done.returncode == 0 and "left in place" not in done.stdout, done.stdout + done.stderr
+        assert unit_files(user_manager) == []
+        listed = user_manager.systemctl("list-units", "--all", "--plain", "--no-legend", UNIT_GLOB)
+        assert listed.stdout.strip() == ""
+        assert not installed.textfile_dir.exists()
+    finally:
+        uninstall_quietly(installed)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

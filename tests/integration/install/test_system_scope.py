@@ -3,7 +3,8 @@ quick start, run as a new user would, then every system-scope path.
 
 One host for the module, set up in order as the README says: a venv of Debian's python3 under
 /opt with the package installed from wheels, the config in /etc/agent-exporter, then
-`install --system --now --interval 2`. The tests read what that host does; the last one uninstalls.
+`install --system --now --interval 2` (its --dry-run first). The tests read what that host does;
+the last ones uninstall, then install and uninstall the writer alone (--no-server).
 Only the real PID 1 showed that a dynamic user cannot reach it through Debian 12's dbus-daemon,
 and that systemd refuses to clean the state of a failed unit.
 """
@@ -55,6 +56,8 @@ class System:
     def __init__(self, host: ThrowawayHost) -> None:
         self.host = host
         self.install_output = ""
+        self.plan_output = ""  # install --dry-run, just before
+        self.after_plan = ""  # what the host looked like between the two
 
     def sh(self, script: str, check: bool = True, timeout: float = 120) -> str:
         return self.host.run(["sh", "-ec", script], check=check, timeout=timeout).stdout
@@ -83,6 +86,12 @@ class System:
     def getent(self, database: str, key: str) -> int:
         return self.host.run(["getent", database, key], check=False).returncode
 
+    def facts(self) -> str:
+        """What install changes, as one text: its accounts, the directories, the unit files."""
+        return self.sh(f"getent group agent-exporter || true; getent passwd agent-exporter || true; "
+                       f"stat -c '%U:%G %a' {TEXTFILE_DIR}; ls -d /var/lib/agent-exporter 2>/dev/null || true; "
+                       "ls /etc/systemd/system | grep agent-exporter || true")
+
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
@@ -107,6 +116,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         host.systemctl("daemon-reload")
         host.systemctl("start", "--no-block", *STARTED)
         s.sh(f"{EXE} check --config {CONFIG} --system-check")
+        s.plan_output = s.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG} --dry-run")
+        s.after_plan = s.facts()
         s.install_output = s.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG}")
         yield s
     finally:
@@ -115,14 +126,39 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 def test_install_makes_the_user_the_group_and_the_directory(system: System) -> None:
     out = system.install_output
-    assert "created system group agent-exporter" in out, out
-    assert "created system user agent-exporter" in out, out
+    assert "  create system group agent-exporter" in out, out
+    assert "  create system user agent-exporter" in out, out
     passwd = system.host.run(["getent", "passwd", "agent-exporter"]).stdout.strip().split(":")
     assert int(passwd[2]) != 0 and passwd[6] == "/usr/sbin/nologin" and passwd[5] == "/nonexistent", passwd
     assert system.sh(f"stat -c '%U:%G %a' {TEXTFILE_DIR}").strip() == "root:agent-exporter 2775"
     for unit in units.ENABLED:
         assert system.host.systemctl("is-enabled", unit).stdout.strip() == "enabled"
         assert system.host.systemctl("is-active", unit).stdout.strip() == "active"
+
+
+def plan_lines(output: str) -> list[str]:
+    """The plan as install or install --dry-run says it: after the header, before the units."""
+    return output.split("\n\n", 1)[0].splitlines()[1:]
+
+
+def test_the_dry_run_was_the_plan_install_carried_out(system: System) -> None:
+    assert system.after_plan == "root:root 755\n", system.after_plan  # nothing changed by the dry run
+    plan = plan_lines(system.plan_output)
+    assert plan == plan_lines(system.install_output), system.plan_output
+    assert plan[:4] == [
+        "  create system group agent-exporter (the writer's, to write the textfile directory): "
+        "groupadd --system -- agent-exporter",
+        "  create system user agent-exporter (no home, no shell; the writer runs as it): useradd --system --gid "
+        "agent-exporter --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment "
+        "'agent-exporter writer' -- agent-exporter",
+        f"  textfile directory {TEXTFILE_DIR}: group root -> agent-exporter, mode 0755 -> 2775: "
+        "chgrp agent-exporter, chmod 2775",
+        "  state directory /var/lib/agent-exporter (StateDirectory=, owner agent-exporter, mode 0700): systemd "
+        "creates it on the writer's first run; it keeps the timer's CPU counters (agent-exporter status "
+        "--state-dir /var/lib/agent-exporter); uninstall removes it",
+    ]
+    for name in units.UNIT_NAMES:
+        assert f"\n# /etc/systemd/system/{name}\n" in system.plan_output
 
 
 def test_the_timer_runs_the_writer_as_its_user_over_dbus(system: System) -> None:
@@ -246,3 +282,17 @@ def test_uninstall_leaves_nothing(system: System) -> None:
     assert system.sh(f"stat -c '%U:%G %a' {TEXTFILE_DIR}").strip() == "root:root 755"
     listed = system.host.systemctl("list-units", "--all", "--plain", "--no-legend", "agent-exporter*").stdout
     assert listed.strip() == "", listed
+
+
+def test_no_server_installs_and_uninstalls_the_writer_alone(system: System) -> None:
+    """After the full uninstall above: the writer and its timer only, then nothing again."""
+    out = system.sh(f"{EXE} install --system --now --no-server --interval {INTERVAL} --config {CONFIG}")
+    assert "  create system user agent-exporter (no home" in out and "no server (--no-server)" in out, out
+    installed = system.sh("ls /etc/systemd/system | grep agent-exporter").split()
+    assert sorted(installed) == sorted([*units.WRITER_UNITS, "agent-exporter.install.json"]), installed
+    system.wait_for_rewrite()
+    listed = system.host.systemctl("list-units", "--all", "--plain", "--no-legend", "agent-exporter-server*").stdout
+    assert listed.strip() == "", listed
+    done = system.host.run([EXE, "uninstall", "--system"], check=False)
+    assert done.returncode == 0 and "left in place" not in done.stdout, done.stdout + done.stderr
+    assert system.facts() == "root:root 755\n", system.facts()

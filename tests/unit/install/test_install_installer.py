@@ -1,7 +1,7 @@
-"""install.py: what install changes, that a second run changes nothing, and that uninstall undoes exactly it.
+"""installer.py: what install changes, that a second run changes nothing, and that uninstall undoes exactly it.
 
 systemctl, getent, useradd, userdel, groupadd and groupdel are answered by a small stand-in behind the runner seam
-(the real user manager is in tests/integration/test_install_systemd.py); files, directories,
+(tests/install_fixtures.py; the real user manager is in tests/integration/install/); files, directories,
 owners and modes are real.
 """
 
@@ -10,21 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from install_fixtures import GID, UID, FakeSystem, Out, in_order, mode_of, needs_root, request, tree
 
-from devtools.wheels import Venv
 from textfile_writer.errors import InstallError
 from textfile_writer.install import units
-from textfile_writer.install.installer import Installer, install
-from textfile_writer.install.manifest import MANIFEST, Manifest
+from textfile_writer.install.commands import Commands
+from textfile_writer.install.installer import install
+from textfile_writer.install.manifest import MANIFEST
+from textfile_writer.install.plan import Refused, make_plan
 from textfile_writer.install.request import (
-    Request,
     build_request,
     interpreter_of,
     needed_paths,
@@ -32,124 +31,6 @@ from textfile_writer.install.request import (
     service_user_problem,
 )
 from textfile_writer.install.uninstaller import uninstall
-from textfile_writer.proc import Completed
-
-GID = 4321
-UID = 987
-needs_root = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI", "").lower() != "true",
-                                reason="system scope changes owners: needs root")
-
-
-class FakeSystem:
-    """systemctl, getent, useradd, userdel, groupadd, groupdel: records every call and keeps just
-    enough state. `failing` names the verbs (e.g. "clean", "userdel") that exit 1."""
-
-    def __init__(self, reachable: bool = True, groups: dict[str, int] | None = None,
-                 version: str = "252.38-1~deb12u1", users: dict[str, int] | None = None,
-                 failing: Sequence[str] = (), userdel_takes_group: bool = False) -> None:
-        self.reachable = reachable
-        self.version = version
-        self.groups = dict(groups or {})
-        self.users = dict(users or {})
-        self.failing = set(failing)
-        self.userdel_takes_group = userdel_takes_group
-        self.enabled: set[str] = set()
-        self.active: set[str] = set()
-        self.calls: list[tuple[str, ...]] = []
-
-    def __call__(self, argv: Sequence[str], timeout: float) -> Completed:
-        args = tuple(argv)
-        self.calls.append(args)
-        if args[0] == "systemctl":
-            return self.systemctl(args)
-        if args[0] in self.failing:
-            return Completed(args, 1, "", f"{args[0]}: it failed here\n")
-        if args[0] == "getent":
-            key = args[-1]
-            for name, number in (self.groups if args[1] == "group" else self.users).items():
-                if key in (name, str(number)):
-                    return Completed(args, 0, f"{name}:x:{number}:\n", "")
-            return Completed(args, 2, "", "")
-        if args[0] == "groupadd":
-            self.groups[args[-1]] = GID
-        elif args[0] == "groupdel":
-            if self.users:
-                return Completed(args, 8, "", "groupdel: cannot remove the primary group of user\n")
-            del self.groups[args[-1]]
-        elif args[0] == "useradd":
-            assert args[args.index("--gid") + 1] in self.groups, "useradd --gid needs the group first"
-            self.users[args[-1]] = UID
-        elif args[0] == "userdel":
-            del self.users[args[-1]]
-            if self.userdel_takes_group:  # Debian: USERGROUPS_ENAB yes
-                self.groups.pop(args[-1], None)
-        return Completed(args, 0, "", "")
-
-    def systemctl(self, args: tuple[str, ...]) -> Completed:
-        if not self.reachable:
-            return Completed(args, 1, "", "System has not been booted with systemd as init system (PID 1). "
-                                          "Can't operate.\nFailed to connect to bus: Host is down\n")
-        words = [a for a in args[1:] if not a.startswith("--")]
-        verb, names = words[0], words[1:]
-        if verb in self.failing:
-            return Completed(args, 1, "", f"Failed to {verb} unit: it failed here\n")
-        if verb == "show":
-            return Completed(args, 0, f"Version={self.version}\n", "")
-        if verb == "is-enabled":
-            states = ["enabled" if n in self.enabled else "disabled" for n in names]
-            return Completed(args, 0 if "disabled" not in states else 1, "\n".join(states) + "\n", "")
-        if verb == "is-active":
-            states = ["active" if n in self.active else "inactive" for n in names]
-            return Completed(args, 0 if "inactive" not in states else 3, "\n".join(states) + "\n", "")
-        if verb == "enable":
-            self.enabled.update(names)
-        elif verb == "disable":
-            self.enabled.difference_update(names)
-            if "--now" in args:
-                self.active.difference_update(names)
-        elif verb in ("start", "restart"):
-            self.active.update(names)
-        elif verb == "stop":
-            self.active.difference_update(names)
-        return Completed(args, 0, "", "")
-
-    def verbs(self) -> list[str]:
-        return [" ".join(a for a in c[1:] if not a.startswith("--") or a == "--now") if c[0] == "systemctl"
-                else " ".join(c) for c in self.calls]
-
-
-class Out(list[str]):
-    def __call__(self, line: str) -> None:
-        self.append(line)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self)
-
-
-def mode_of(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_gid, stat.S_IMODE(st.st_mode)
-
-
-def request(tmp_path: Path, scope: str, **kw: object) -> Request:
-    base: dict[str, object] = {
-        "scope": scope, "unit_dir": str(tmp_path / "units"), "command": (own_command()[0],),
-        "textfile_dir": str(tmp_path / "var" / "node-exporter"), "interval_seconds": 2.0,
-        "listen_address": "127.0.0.1:9299",
-    }
-    base.update(kw)
-    return Request(**base)  # type: ignore[arg-type]
-
-
-def in_order(seq: Sequence[str], items: Sequence[str]) -> bool:
-    it = iter(seq)
-    return all(any(x == item for x in it) for item in items)
-
-
-def tree(directory: Path) -> list[str]:
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
-
 
 # ---------------------------------------------------------------------------------------------
 # System scope: the group and the textfile directory
@@ -181,8 +62,11 @@ def test_system_install_creates_user_group_and_directory_and_uninstall_removes_t
                                    "start agent-exporter.timer agent-exporter-server.socket"])
     assert "groupadd --system -- agent-exporter" in fake.verbs()
     assert fake.active == set(units.ENABLED) and fake.enabled == set(units.ENABLED)
-    assert "created root:agent-exporter 2775" in out.text
-    assert "created system user agent-exporter (uid 987, no home, no shell)" in out.text
+    assert f"  create textfile directory {textfile_dir} (and {tmp_path / 'var'}): mkdir -m 0755, chgrp " \
+           "agent-exporter, chmod 2775 (root:agent-exporter 2775)" in out
+    assert "  create system user agent-exporter (no home, no shell; the writer runs as it): " \
+           "useradd --system --gid agent-exporter --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " \
+           "--comment 'agent-exporter writer' -- agent-exporter" in out
 
     # what the writer leaves in the directory goes too, and nothing else of the host's
     (textfile_dir / "agents.prom").write_text("x 1\n")
@@ -238,10 +122,11 @@ def test_an_existing_user_is_used_and_kept(tmp_path: Path) -> None:
     assert fake.users == {"agent-exporter": 555} and fake.groups == {"agent-exporter": GID}
 
 
+@needs_root
 def test_a_root_user_is_refused(tmp_path: Path) -> None:
     fake = FakeSystem(users={"agent-exporter": 0})
-    with pytest.raises(InstallError, match="user agent-exporter has uid 0; the writer must not run as root"):
-        Installer(request(tmp_path, "system"), runner=fake, say=Out()).ensure_user(Manifest("system", {}))
+    with pytest.raises(Refused, match="user agent-exporter has uid 0; the writer must not run as root"):
+        make_plan(request(tmp_path, "system"), False, Commands("system", fake), check_access=False)
     assert not [c for c in fake.calls if c[0] == "useradd"]
 
 
@@ -255,7 +140,8 @@ def test_debian_directory_is_made_group_writable_and_restored(tmp_path: Path) ->
     req = request(tmp_path, "system", textfile_dir=str(textfile_dir))
     install(req, now=False, runner=fake, say=out, check_access=False)
     assert mode_of(textfile_dir) == (GID, 0o2775)
-    assert "group root -> agent-exporter, mode 0755 -> 2775" in out.text
+    assert f"  textfile directory {textfile_dir}: group root -> agent-exporter, mode 0755 -> 2775: chgrp " \
+           "agent-exporter, chmod 2775" in out
     assert "not started (use --now" in out.text
     assert fake.active == set()
     uninstall("system", req.unit_dir, runner=fake, say=Out())
@@ -290,7 +176,7 @@ def test_directory_of_another_group_that_cannot_write_is_refused(tmp_path: Path)
     os.chown(textfile_dir, 0, 777)
     fake = FakeSystem(groups={"metrics": 777})
     req = request(tmp_path, "system", textfile_dir=str(textfile_dir))
-    with pytest.raises(InstallError, match="belongs to group metrics, which cannot write it"):
+    with pytest.raises(Refused, match="belongs to group metrics, which cannot write it"):
         install(req, now=False, runner=fake, say=Out(), check_access=False)
     assert not Path(req.unit_dir).exists() and mode_of(textfile_dir) == (777, 0o755)
 
@@ -318,16 +204,24 @@ def test_second_install_changes_nothing(tmp_path: Path) -> None:
 def test_changed_interval_rewrites_and_restarts_only_what_changed(tmp_path: Path) -> None:
     fake = FakeSystem()
     install(request(tmp_path, "system"), now=True, runner=fake, say=Out(), check_access=False)
+    fake.active.add(units.SERVER_SERVICE)  # a scrape has started it through its socket
     calls = len(fake.calls)
     out = Out()
     install(request(tmp_path, "system", interval_seconds=5.0), now=True, runner=fake, say=out, check_access=False)
     # the interval is in the timer and (for /health's staleness) in the server's command line
-    assert [line for line in out if line.startswith("  wrote")] == [
-        f"  wrote {tmp_path / 'units' / units.WRITER_TIMER}", f"  wrote {tmp_path / 'units' / units.SERVER_SERVICE}"]
+    assert [line for line in out if line.startswith("  write")] == [
+        f"  write {tmp_path / 'units' / units.WRITER_TIMER}", f"  write {tmp_path / 'units' / units.SERVER_SERVICE}",
+        f"  write {tmp_path / 'units' / MANIFEST} (what uninstall reverts)"]
     assert "OnUnitActiveSec=5s" in (tmp_path / "units" / units.WRITER_TIMER).read_text()
     new = fake.verbs()[calls:]
     assert "daemon-reload" in new and "restart agent-exporter.timer" in new
     assert "stop agent-exporter-server.service" in new  # its socket starts it again, changed
+    # a server that is not running is not stopped
+    fake.active.discard(units.SERVER_SERVICE)
+    calls = len(fake.calls)
+    install(request(tmp_path, "system", interval_seconds=6.0), now=True, runner=fake, say=Out(), check_access=False)
+    new = fake.verbs()[calls:]
+    assert "restart agent-exporter.timer" in new and "stop agent-exporter-server.service" not in new
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,28 +255,6 @@ def test_system_scope_checks_what_the_service_users_can_reach(tmp_path: Path) ->
     with pytest.raises(InstallError, match=r"run as unprivileged users, which could not use"):
         install(request(tmp_path, "system", command=(str(script),)), now=False, runner=FakeSystem(), say=Out())
     assert not (tmp_path / "units").exists()
-
-
-def test_dynamic_user_never_sees_tmp(public_venv: Venv, tmp_path: Path) -> None:
-    """A textfile directory in /tmp is refused: the server's dynamic user gets a private /tmp.
-
-    Asked of the package as installed where every user can reach it and outside /tmp and /var/tmp
-    (public_venv): this checkout may be neither (0700 under `mktemp -d`, in /tmp), and the check
-    would then refuse the checkout itself before it ever looked at the textfile directory.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_EXPORTER_")}
-
-    def refusals(textfile_dir: str) -> list[str]:
-        done = subprocess.run([public_venv.exe, "install", "--system", "--dry-run", "--unit-dir", str(tmp_path),
-                               "--textfile-dir", textfile_dir], capture_output=True, text=True, timeout=60,
-                              env=env, check=False)
-        assert done.returncode == 0, done.stderr
-        return [line for line in done.stdout.splitlines() if line.startswith("# warning: install would refuse")]
-
-    assert refusals("/tmp/textfile") == [
-        "# warning: install would refuse: the services' users could not use /tmp/textfile: the server's "
-        "dynamic user never sees the host's /tmp (DynamicUser= implies PrivateTmp=)"]
-    assert refusals("/var/lib/prometheus/node-exporter") == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,17 +372,6 @@ def test_cli_refuses_without_a_user_manager(tmp_path: Path) -> None:
     assert done.returncode == 1, done
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("agent-exporter: error: systemd is not reachable in user scope (Failed to connect")
-    assert not (tmp_path / "config").exists() and not (tmp_path / "tf").exists()
-
-
-def test_cli_dry_run_prints_the_units_and_touches_nothing(tmp_path: Path) -> None:
-    done = cli(["install", "--user", "--dry-run", "--interval", "2", "--textfile-dir", str(tmp_path / "tf"),
-                "--web.listen-address", "127.0.0.1:9399"], tmp_path)
-    assert done.returncode == 0, done.stderr
-    unit_dir = tmp_path / "config" / "systemd" / "user"
-    for name in units.UNIT_NAMES:
-        assert f"# {unit_dir / name}\n" in done.stdout
-    assert "OnUnitActiveSec=2s" in done.stdout and "ListenStream=127.0.0.1:9399" in done.stdout
     assert not (tmp_path / "config").exists() and not (tmp_path / "tf").exists()
 
 
