@@ -101,13 +101,18 @@ def test_dry_run_changes_nothing_and_explains_every_step(tmp_path: Path, prom_di
     assert not list(tmp_path.glob("**/.prometheus.yml.agent-exporter.*"))
 
 
-def test_dry_run_shows_the_units_agent_exporter_would_install(prom_dir: Path) -> None:
-    """With an environment that has agent-exporter, the dry run asks `agent-exporter install --dry-run`."""
+def test_dry_run_asks_agent_exporter_install_and_stops_where_it_would(prom_dir: Path, tmp_path: Path) -> None:
+    """With an environment that has agent-exporter, the dry run asks `agent-exporter install --dry-run`,
+    which refuses where the install would: here no user manager answers, so the dry run stops with
+    its reason. (What it prints where a manager runs: tests/integration/install/test_install_systemd.py.)"""
     venv = Path(sys.executable).parent.parent
-    done = script("--dry-run", "--user", "--venv", str(venv), "--skip-prometheus")
-    assert done.returncode == 0, done.stderr
+    no_manager = tmp_path / "no-manager"
+    no_manager.mkdir()
+    env = {"XDG_RUNTIME_DIR": str(no_manager), "DBUS_SESSION_BUS_ADDRESS": f"unix:path={no_manager}/bus"}
+    done = script("--dry-run", "--user", "--venv", str(venv), "--skip-prometheus", env=env)
+    assert done.returncode != 0, done.stdout
     assert "agent-exporter install --dry-run" in done.stdout
-    assert "| [Timer]" in done.stdout and "agent-exporter.timer" in done.stdout
+    assert "agent-exporter: error: systemd is not reachable in user scope" in done.stderr, done.stderr
 
 
 def test_real_run_edits_a_copy_of_debians_config_then_is_idempotent(prom_dir: Path) -> None:
