@@ -49,8 +49,9 @@ def _scope(user: bool, system: bool) -> str:
 @_scope_options
 @click.option("--now", is_flag=True, help="also start the timer and the socket")
 @click.option("--dry-run", is_flag=True,
-              help="print the plan: every change install would make (accounts, directories, units, systemctl), "
-                   "then the units; change nothing. Refuses, with the same error, where install would")
+              help="print the plan: every change install would make (accounts, directories, units, systemctl "
+                   "calls), then the units; change nothing. Where install would refuse: its one-line error and "
+                   "exit code")
 @click.option("--no-server", is_flag=True,
               help="install the writer and its timer only, without the server's socket and service (for hosts "
                    "whose node_exporter reads the file)")
