@@ -41,16 +41,41 @@ _UNIT_SUFFIX = ".service"
 _MAX_UNIT_NAME = 255
 
 _TOP_KEYS = ("scope", "textfile_dir", "textfile_name", "interval_seconds", "disk_path", "agents")
-_AGENT_KEYS = ("unit", "pattern", "type", "name")
+_AGENT_KEYS = ("unit", "pattern", "type", "name", "expect", "labels", "probe")
+_PROBE_KEYS = ("url", "timeout", "expect_status")
+
+EXPECTATIONS = ("running", "oneshot", "timer", "stopped")
+"""What an agent is expected to be doing (`expect:`); without the key it is derived from systemd."""
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Probe(NamedTuple):
+    """An agent's HTTP health probe (`probe:`), validated by probespec.py: a GET of `path` from
+    `address`:`port` (an IP literal; `localhost` is 127.0.0.1) with `Host: host`, that succeeds when
+    the answer's status is expect_status within timeout_seconds."""
+
+    url: str
+    host: str
+    address: str
+    port: int
+    path: str
+    timeout_seconds: float
+    expect_status: int
 
 
 class AgentSpec(NamedTuple):
-    """One entry of `agents:`: an explicit unit (optionally named) or a glob pattern."""
+    """One entry of `agents:`: an explicit unit (optionally named) or a glob pattern, with what is
+    expected of it (None: derived from systemd), the extra labels of its agent_info (sorted by name)
+    and its HTTP probe."""
 
     type: str
     unit: str | None = None
     pattern: str | None = None
     name: str | None = None
+    expect: str | None = None
+    labels: Labels = ()
+    probe: Probe | None = None
 
 
 class Config(NamedTuple):
@@ -76,12 +101,17 @@ class Config(NamedTuple):
         return tuple(a for a in self.agents if a.pattern is not None)
 
     def to_dict(self) -> dict[str, Any]:
+        """Built-in types only (the marshal cache); an entry without expect, labels or probe has no
+        key for them, so a configuration without them caches exactly as before they existed."""
         return {
             "scope": self.scope, "textfile_dir": self.textfile_dir,
             "textfile_name": self.textfile_name, "interval_seconds": self.interval_seconds,
             "disk_path": self.disk_path, "source": self.source,
             "agents": [{k: v for k, v in (("unit", a.unit), ("pattern", a.pattern),
-                                          ("type", a.type), ("name", a.name)) if v is not None}
+                                          ("type", a.type), ("name", a.name), ("expect", a.expect),
+                                          ("labels", a.labels or None),
+                                          ("probe", None if a.probe is None else tuple(a.probe)))
+                        if v is not None}
                        for a in self.agents],
         }
 
@@ -94,9 +124,16 @@ class Config(NamedTuple):
             interval_seconds=float(data["interval_seconds"]), disk_path=str(data["disk_path"]),
             source=str(data["source"]),
             agents=tuple(AgentSpec(type=str(a["type"]), unit=a.get("unit"),
-                                   pattern=a.get("pattern"), name=a.get("name"))
+                                   pattern=a.get("pattern"), name=a.get("name"), expect=a.get("expect"),
+                                   labels=tuple((str(k), str(v)) for k, v in a.get("labels", ())),
+                                   probe=Probe(*a["probe"]) if "probe" in a else None)
                          for a in data["agents"]),
         )
+
+    @property
+    def probes(self) -> tuple[Probe, ...]:
+        """Every configured probe, in the file's order (install opens the writer's sandbox to them)."""
+        return tuple(a.probe for a in self.agents if a.probe is not None)
 
 
 def builtin_config(scope: str | None = None) -> Config:
@@ -202,6 +239,7 @@ class _Validator:
             if ("unit" in fields) == ("pattern" in fields):
                 raise nodes.fail(item, key, "needs exactly one of 'unit' or 'pattern'")
             type_ = nodes.string(fields["type"], f"{key}.type") if "type" in fields else DEFAULT_TYPE
+            expect, labels, probe = self.extras(fields, key)
             if "unit" in fields:
                 unit_node = fields["unit"]
                 unit = normalize_unit(nodes.string(unit_node, f"{key}.unit"))
@@ -217,7 +255,8 @@ class _Validator:
                     raise nodes.fail(fields.get("name", unit_node), f"{key}.name",
                                      f"agent name {shown(label)} is already used by {names[label]}")
                 names[label] = key
-                specs.append(AgentSpec(type=type_, unit=unit, name=name))
+                specs.append(AgentSpec(type=type_, unit=unit, name=name, expect=expect, labels=labels,
+                                       probe=probe))
             else:
                 if "name" in fields:
                     raise nodes.fail(fields["name"], f"{key}.name",
@@ -228,8 +267,67 @@ class _Validator:
                 problem = unit_name_problem(pattern, glob=True)
                 if problem:
                     raise nodes.fail(pnode, f"{key}.pattern", problem)
-                specs.append(AgentSpec(type=type_, pattern=pattern))
+                specs.append(AgentSpec(type=type_, pattern=pattern, expect=expect, labels=labels, probe=probe))
         return tuple(specs)
+
+    def extras(self, fields: dict[str, Any], key: str) -> tuple[str | None, Labels, Probe | None]:
+        """An entry's `expect`, `labels` and `probe` (each optional, for a unit or a pattern alike)."""
+        expect = None
+        if "expect" in fields:
+            expect = self.nodes.string(fields["expect"], f"{key}.expect")
+            if expect not in EXPECTATIONS:
+                raise self.nodes.fail(fields["expect"], f"{key}.expect",
+                                      f"must be one of {', '.join(EXPECTATIONS)}, got {shown(expect)}")
+        labels = self.labels(fields["labels"], f"{key}.labels") if "labels" in fields else ()
+        probe = self.probe(fields["probe"], f"{key}.probe") if "probe" in fields else None
+        return expect, labels, probe
+
+    def labels(self, node: Any, key: str) -> Labels:
+        """`{name: value}` -> ((name, value), ...) sorted by name. A number, boolean or date is
+        taken as the file writes it (`tier: 1` is "1"); null, lists and maps are refused."""
+        from . import infolabels
+
+        nodes = self.nodes
+        entries = nodes.entries(node, key)
+        if len(entries) > infolabels.MAX_LABELS:
+            raise nodes.fail(node, key, f"has {len(entries)} labels; at most {infolabels.MAX_LABELS} are allowed")
+        out: list[tuple[str, str]] = []
+        for name, (knode, vnode) in entries.items():
+            problem = infolabels.name_problem(name)
+            if problem:
+                raise nodes.fail(knode, key, problem)
+            value = nodes.scalar_text(vnode, f"{key}.{name}")
+            problem = infolabels.value_problem(value)
+            if problem:
+                raise nodes.fail(vnode, f"{key}.{name}", problem)
+            out.append((name, value))
+        return tuple(sorted(out))
+
+    def probe(self, node: Any, key: str) -> Probe:
+        from . import probespec
+
+        nodes = self.nodes
+        fields = nodes.mapping(node, key, _PROBE_KEYS)
+        if "url" not in fields:
+            raise nodes.fail(node, key, "needs a url, e.g. {url: \"http://127.0.0.1:8080/health\"}")
+        url = nodes.string(fields["url"], f"{key}.url")
+        timeout, status = probespec.DEFAULT_TIMEOUT_SECONDS, probespec.DEFAULT_EXPECT_STATUS
+        try:
+            target = probespec.parse_url(url)
+        except ValueError as exc:
+            raise nodes.fail(fields["url"], f"{key}.url", str(exc)) from None
+        for name in ("timeout", "expect_status"):
+            if name in fields:
+                value = nodes.scalar(fields[name], f"{key}.{name}")
+                try:
+                    if name == "timeout":
+                        timeout = probespec.parse_timeout(value)
+                    else:
+                        status = probespec.parse_status(value)
+                except ValueError as exc:
+                    raise nodes.fail(fields[name], f"{key}.{name}", str(exc)) from None
+        return Probe(url=url, host=target.host, address=target.address, port=target.port, path=target.path,
+                     timeout_seconds=timeout, expect_status=status)
 
 
 def default_agent_name(unit: str) -> str:

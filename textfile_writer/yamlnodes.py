@@ -142,6 +142,16 @@ class Nodes:
             raise self.fail(node, key, f"must be a non-empty string, got {shown(value)}")
         return value
 
+    def scalar_text(self, node: Any, key: str) -> str:
+        """A single value as text: a string as it is, a number, boolean or date as the file writes it
+        (`1.50` stays "1.50", `yes` stays "yes", not 1.5 or True); null and !!binary are refused."""
+        value = self.scalar(node, key)
+        if isinstance(value, str):
+            return value
+        if value is None or isinstance(value, bytes):
+            raise self.fail(node, key, f"must be a string or a number, got {'null' if value is None else 'binary'}")
+        return str(node.value)
+
     def boolean(self, node: Any, key: str) -> bool:
         value = self.scalar(node, key)
         if not isinstance(value, bool):

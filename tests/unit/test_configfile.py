@@ -69,3 +69,28 @@ def test_cache_writable_by_others_is_not_trusted(tmp_path: Path) -> None:
     assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-evil.service"  # ours: used
     os.chmod(cache, 0o666)
     assert load_config(str(cfg), "user", str(tmp_path)).agents[0].unit == "agent-a.service"  # not trusted
+
+
+EXTRAS = """agents:
+  - unit: agent-a
+    expect: oneshot
+    labels: {team: payments, tier: 1}
+    probe: {url: "http://127.0.0.1:8080/health", timeout: 500ms, expect_status: 204}
+  - pattern: "agent-*"
+    probe: {url: "http://[::1]:9/"}
+"""
+
+
+def test_expect_labels_and_probe_come_back_from_the_cache(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(EXTRAS)
+    first = load_config(str(cfg), "user", str(tmp_path))
+    assert first.agents[0].labels == (("team", "payments"), ("tier", "1")) and len(first.probes) == 2
+    code = (
+        "import sys\n"
+        "from textfile_writer.configfile import load_config\n"
+        f"c = load_config({str(cfg)!r}, 'user', {str(tmp_path)!r})\n"
+        "print(repr(c.agents), 'yaml' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{first.agents!r} False"
