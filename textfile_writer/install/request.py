@@ -39,6 +39,7 @@ class Request(NamedTuple):
     config_home: str | None = None  # user scope: StateDirectory= lives here (systemd < 254) ...
     state_home: str | None = None  # ... or here (systemd >= 254)
     server: bool = True  # False: the writer and its timer only (--no-server)
+    probe_addresses: tuple[str, ...] = ()  # where the config's HTTP probes connect: the writer's network
 
 
 def default_unit_dir(scope: str, environ: Mapping[str, str]) -> str:
@@ -93,6 +94,7 @@ def build_request(scope: str, environ: Mapping[str, str], *, config: str | None 
         config_home=user_config_home(environ) if user else None,
         state_home=user_state_home(environ) if user else None,
         server=server,
+        probe_addresses=tuple(dict.fromkeys(p.address for p in cfg.probes)) if cfg else (),
     )
 
 
@@ -140,7 +142,7 @@ def params(req: Request) -> units.UnitParams:
         scope=req.scope, command=req.command, textfile_dir=req.textfile_dir,
         textfile_name=req.textfile_name, interval_seconds=req.interval_seconds,
         listen_address=req.listen_address, config=req.config, web_config=req.web_config,
-        group=req.group, user=req.user))
+        group=req.group, user=req.user, probe_addresses=req.probe_addresses))
     for label, path in (("XDG_RUNTIME_DIR", req.runtime_dir), ("XDG_CONFIG_HOME", req.config_home),
                         ("XDG_STATE_HOME", req.state_home)):
         # Only the sandbox's comment names these, escaped; they must still be paths.

@@ -80,6 +80,7 @@ class UnitParams(NamedTuple):
     protect_home_note: str = ""
     private_tmp: bool = True
     private_tmp_note: str = ""
+    probe_addresses: tuple[str, ...] = ()  # the IP addresses the config's HTTP probes connect to
 
 
 def under(path: str, roots: Iterable[str]) -> str | None:
@@ -260,7 +261,37 @@ def validate(p: UnitParams) -> UnitParams:
         listen_address=check_listen_address(p.listen_address),
         protect_home_note=check_note("ProtectHome's note", p.protect_home_note),
         private_tmp_note=check_note("PrivateTmp's note", p.private_tmp_note),
+        probe_addresses=check_probe_addresses(p.probe_addresses),
     )
+
+
+def check_probe_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
+    """The probes' addresses as IPAddressAllow= takes them: IP literals, normalized, sorted, once each."""
+    out: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for address in addresses:
+        try:
+            out.add(ipaddress.ip_address(address))
+        except ValueError:
+            raise UnitError("--config", f"a probe's address must be an IP address, got {shown(address)}") from None
+    return tuple(str(ip) for ip in sorted(out, key=lambda ip: (ip.version, ip)))
+
+
+def network(p: UnitParams) -> dict[str, str]:
+    """The writer's network: none (PrivateNetwork=yes, AF_UNIX for D-Bus only) unless the config has
+    HTTP probes; then the host's, with the address families the probes use and, in system scope,
+    IPAddressDeny=any with IPAddressAllow= exactly their addresses. A user manager cannot attach the
+    BPF program that filters addresses, so there the note says the probes open the whole network."""
+    if not p.probe_addresses:
+        return {"NETWORK_NOTE": "", "PRIVATE_NETWORK": "yes", "ADDRESS_FAMILIES": "AF_UNIX", "IP_ADDRESS_ALLOW": ""}
+    allowed = " ".join(p.probe_addresses)
+    families = sorted({"AF_INET6" if ":" in a else "AF_INET" for a in p.probe_addresses})
+    if p.scope == "system":
+        note_text = f"# no: the config's HTTP probes connect to {allowed} (IPAddressAllow= below, nothing else)"
+    else:
+        note_text = (f"# no: the config's HTTP probes connect to {allowed} (a user manager cannot restrict the "
+                     "addresses: IPAddressAllow= needs the system manager)")
+    return {"NETWORK_NOTE": note_text, "PRIVATE_NETWORK": "no", "ADDRESS_FAMILIES": " ".join(["AF_UNIX", *families]),
+            "IP_ADDRESS_ALLOW": f"IPAddressAllow={allowed}"}
 
 
 def values(p: UnitParams) -> dict[str, str]:
@@ -281,6 +312,7 @@ def values(p: UnitParams) -> dict[str, str]:
         "PROTECT_HOME_NOTE": p.protect_home_note,
         "PRIVATE_TMP": "yes" if p.private_tmp else "no",
         "PRIVATE_TMP_NOTE": p.private_tmp_note,
+        **network(p),
     }
 
 
