@@ -23,13 +23,14 @@ import errno
 import os
 import select
 import time
-from collections.abc import Callable, Sequence
 
 from . import __version__
 from .records import NamedTuple
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from .config import Probe
 
 MAX_HEAD = 16 * 1024
