@@ -48,6 +48,7 @@ from .sandbox import (
 from .stack import wait_until
 
 __all__ = [
+    "DIAGNOSTICS",
     "EXE",
     "HOST_AND_RUN",
     "PER_AGENT",
@@ -71,6 +72,15 @@ HOST_AND_RUN = ("agents_running_total", "agents_total", "system_memory_used_kb",
                 "system_disk_used_kb", "system_disk_total_kb", "system_load_average",
                 "agent_exporter_last_success_timestamp_seconds", "agent_exporter_run_duration_seconds",
                 "agent_exporter_collect_errors", "agent_exporter_build_info")
+# Issue 12's families: every one declared in every file, its samples only where they apply (an
+# exit code once the agent has exited, a timer's times for timer-started agents, a probe's figures).
+DIAGNOSTICS = ("agent_last_result", "agent_last_exit_code", "agent_last_exit_signal",
+               "agent_last_exit_timestamp_seconds", "agent_starts_total", "agent_recent_starts",
+               "agent_memory_max_bytes", "agent_memory_high_bytes", "agent_memory_peak_bytes",
+               "agent_memory_swap_bytes", "agent_oom_kills_total", "agent_last_oom_kill_timestamp_seconds",
+               "agent_expected_state", "agent_healthy", "agent_unhealthy_reason",
+               "agent_timer_last_trigger_timestamp_seconds", "agent_timer_next_trigger_timestamp_seconds",
+               "agent_probe_success", "agent_probe_duration_seconds", "agent_probe_http_status")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -13,6 +13,7 @@ def agent(name: str = "agent-core_dev", **kw: object) -> AgentSample:
         name=name, type="primary", unit=f"{name}.service", scope="user", state="active",
         load_state="loaded", memory_bytes=245000 * 1024, cpu_seconds=12.5, cpu_percent=5.2,
         uptime_seconds=86400.0, start_time_seconds=1795400000.0, restarts=0, tasks=3,
+        result="success", starts=1, memory_peak_bytes=300000 * 1024, swap_bytes=0, oom_kills=0,
     )
     return base._replace(**kw)  # type: ignore[arg-type]
 

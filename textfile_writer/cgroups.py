@@ -42,6 +42,10 @@ class Cgroupfs:
         self._cpu = places("cpuacct", "cpu.stat", "cpuacct.usage", v2_always=True)
         self._memory = places("memory", "memory.current", "memory.usage_in_bytes")
         self._tasks = places("pids", "pids.current", "pids.current")
+        self._peak = places("memory", "memory.peak", "memory.max_usage_in_bytes")
+        # swap: cgroup2's own figure; on v1 memory+swap less memory (only with swap accounting)
+        self._swap = places("memory", "memory.swap.current", "memory.memsw.usage_in_bytes")
+        self._ooms = places("memory", "memory.events", "memory.oom_control")
         self._relative: dict[str, str] = {}
         # Directories that hold units' cgroups (app.slice, system.slice...), one descriptor each per
         # hierarchy: a unit's files are opened relative to them (two path steps instead of ~8, 15%
@@ -113,6 +117,43 @@ class Cgroupfs:
 
     def tasks(self, cgroup: str) -> int | None:
         return _int(self._first(self._tasks, cgroup))
+
+    def memory_peak(self, cgroup: str) -> int | None:
+        """The most memory the cgroup has used (cgroup2 memory.peak, kernel 5.19 and later; v1
+        memory.max_usage_in_bytes), or None where the cgroup does not keep it."""
+        return _int(self._first(self._peak, cgroup))
+
+    def swap_bytes(self, cgroup: str) -> int | None:
+        """Swap used by the cgroup: cgroup2 memory.swap.current, or v1 memory.memsw.usage_in_bytes
+        less memory.usage_in_bytes (the memory+swap figure exists only with swap accounting)."""
+        relative = self._within(cgroup)
+        for (base, name), v2 in zip(self._swap, (b == self.unified for b, _ in self._swap), strict=True):
+            value = _int(self._read(base, relative, name))
+            if value is None:
+                continue
+            if v2:
+                return value
+            memory = _int(self._read(base, relative, "memory.usage_in_bytes"))
+            return None if memory is None else max(0, value - memory)
+        return None
+
+    @property
+    def counts_ooms(self) -> bool:
+        """Whether this host's cgroups count OOM kills at all (a memory controller is mounted)."""
+        return bool(self._ooms)
+
+    def oom_kills(self, cgroup: str) -> int | None:
+        """Processes of the cgroup the kernel's OOM killer has killed: the `oom_kill` line of
+        cgroup2 memory.events or of v1 memory.oom_control (kernel 4.13 and later); None where
+        neither tells."""
+        text = self._first(self._ooms, cgroup)
+        if text is None:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return _int(value)
+        return None
 
     def procs(self, cgroup: str) -> tuple[int, ...] | None:
         """The PIDs directly in the unit's cgroup, sorted; None when it has no cgroup directory.

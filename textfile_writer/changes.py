@@ -50,6 +50,10 @@ STEADY = ("loaded", "active", "running")
 # 7 ms for one pattern that matches them all.
 EXPLICIT_LISTED = 64
 UnitProperties = dict[str, str]
+# Kept with a unit's cached block (never a systemd property's name): the cgroup's own count of OOM
+# kills, read after its PIDs. While the PIDs stay the same no process of the unit was killed, so the
+# count cannot have moved either (collect reads it afresh for every unit that is shown).
+OOM_KILLS = "x-oom-kills"
 
 
 class Answer(NamedTuple):
@@ -155,7 +159,11 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
     measured = tuple(k for k in systemd.MEASURED if systemd.uint(block, k) is not None)
     if any(_measure(cgroupfs, k, cgroup) is None for k in measured):
         return None
-    return Entry({k: v for k, v in block.items() if k not in systemd.MEASURED}, procs, measured)
+    props = {k: v for k, v in block.items() if k not in systemd.MEASURED}
+    ooms = cgroupfs.oom_kills(cgroup)
+    if ooms is not None:
+        props[OOM_KILLS] = str(ooms)
+    return Entry(props, procs, measured)
 
 
 def _measure(cgroupfs: Cgroupfs, key: str, cgroup: str) -> int | None:

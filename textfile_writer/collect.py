@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import time
 
-from . import __version__, changes, state, systemd, unitglob
+from . import __version__, changes, health, state, systemd, unitglob
 from .cgroups import Cgroupfs, rss_bytes
-from .config import AgentSpec, Config, default_agent_name
+from .config import AgentSpec, Config, Probe, default_agent_name
+from .errors import CommandError, SystemdError
 from .host import read_host
 from .model import UP_STATES, AgentSample, Snapshot
 from .records import NamedTuple
@@ -21,16 +22,20 @@ TYPE_CHECKING = False  # typing, collections.abc: names for the type checker onl
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from .probe import ProbeResult
     from .proc import Runner
     from .systemd import UnitProperties
 
 
 class Agent(NamedTuple):
-    """A configured or discovered agent: the unit and its labels."""
+    """A configured or discovered agent: the unit, its labels and what its entry expects of it."""
 
     unit: str
     name: str
     type: str
+    expect: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    probe: Probe | None = None
 
 
 class Clock(NamedTuple):
@@ -69,12 +74,14 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
 
     for spec, props in zip(config.explicit, explicit, strict=True):
         unit = str(spec.unit)
-        add(Agent(unit, spec.name or default_agent_name(unit), spec.type), props)
+        add(Agent(unit, spec.name or default_agent_name(unit), spec.type, spec.expect, spec.labels,
+                  spec.probe), props)
     patterns = config.patterns
     for unit, props in discovered:
         match = _first_pattern(patterns, unit, props)
         if match is not None:
-            add(Agent(unit, default_agent_name(unit), match.type), props)
+            add(Agent(unit, default_agent_name(unit), match.type, match.expect, match.labels,
+                      match.probe), props)
     return agents, problems
 
 
@@ -111,80 +118,169 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
                                change_driven.cache, boot)
         explicit_props, discovered = answer.explicit, answer.discovered
     agents, problems = resolve_agents(config, explicit_props, discovered)
-    now_ns = clock.monotonic_ns()
-    now_wall = clock.wall()
-    cpus = os.cpu_count() or 1
-
+    timers = _timers(config.scope, agents, runner, timeout, problems)
+    probes = _probe(agents, config.interval_seconds)  # before the clock is read: CPU % is per elapsed time
+    host, host_problems = read_host(config.disk_path, proc_root)
+    unit = _UnitRun(previous, cgroupfs, clock.monotonic_ns(), clock.wall(), os.cpu_count() or 1,
+                    host.swap_total_bytes != 0, config.interval_seconds, timers, probes)
     samples: list[AgentSample] = []
     counters: dict[str, state.Counter] = {}
     for agent, props in agents:
-        sample, counter, unit_problems = _agent_sample(
-            agent, props, config.scope, previous, cgroupfs, now_ns, now_wall, cpus)
+        sample, counters[agent.unit] = _agent_sample(agent, props, config.scope, unit, problems)
         samples.append(sample)
-        problems.extend(unit_problems)
-        if counter is not None:
-            counters[agent.unit] = counter
-
-    host, host_problems = read_host(config.disk_path, proc_root)
     problems.extend(host_problems)
     snapshot = Snapshot(
         agents=tuple(samples), host=host, timestamp=clock.wall(),
         duration_seconds=(clock.monotonic_ns() - started_ns) / 1e9,
         collect_errors=len(problems), version=__version__,
     )
-    new_state = state.State(boot, config.scope, now_ns, counters)
+    new_state = state.State(boot, config.scope, unit.now_ns, counters)
     return Result(snapshot, new_state, tuple(problems), answer)
 
 
-def _agent_sample(agent: Agent, props: systemd.UnitProperties, scope: str,
-                  previous: state.State | None, cgroupfs: Cgroupfs, now_ns: int,
-                  now_wall: float, cpus: int
-                  ) -> tuple[AgentSample, state.Counter | None, list[str]]:
-    problems: list[str] = []
-    active = props.get("ActiveState") or "inactive"
-    load_state = props.get("LoadState") or "not-found"
+class _UnitRun(NamedTuple):
+    """What every agent's sample of one run shares."""
+
+    previous: state.State | None
+    cgroupfs: Cgroupfs
+    now_ns: int
+    now_wall: float
+    cpus: int
+    swap: bool  # the host has swap: agents' swap is worth reading
+    interval: float
+    timers: dict[str, dict[str, str]]  # the timers behind timer-started agents, by Id
+    probes: dict[str, ProbeResult]  # by unit, for agents with a probe
+
+    def wall(self, monotonic_us: int | None) -> float | None:
+        """A CLOCK_MONOTONIC time of systemd's as Unix time (None for none or 0)."""
+        return None if not monotonic_us else self.now_wall - (self.now_ns / 1e3 - monotonic_us) / 1e6
+
+
+def _timers(scope: str, agents: Sequence[tuple[Agent, UnitProperties]], runner: Runner, timeout: float,
+            problems: list[str]) -> dict[str, dict[str, str]]:
+    """One `show` of the timers that start agents (none asked when no agent has one)."""
+    names = sorted({t for _agent, props in agents for t in _timer_of(props) if t})
+    if not names:
+        return {}
+    try:
+        return systemd.timers(scope, names, runner, systemd.Budget.start(timeout))
+    except (SystemdError, CommandError) as exc:
+        problems.append(f"timers {', '.join(names)}: {exc}")
+        return {}
+
+
+def probe_budget(agents: Sequence[Agent], interval: float) -> float:
+    """All probes of a run together take at most this long: their longest timeout, and never more
+    than half the writer's interval (a hung agent must not delay the file)."""
+    return min(max((a.probe.timeout_seconds for a in agents if a.probe is not None), default=0.0), interval / 2)
+
+
+def _probe(agents: Sequence[tuple[Agent, UnitProperties]], interval: float) -> dict[str, ProbeResult]:
+    targets = [(agent.unit, agent.probe) for agent, _props in agents if agent.probe is not None]
+    if not targets:
+        return {}
+    from .probe import run_probes  # only where a probe is configured: sockets cost every run an import
+
+    return run_probes(targets, probe_budget([a for a, _props in agents], interval))
+
+
+def _timer_of(props: UnitProperties) -> list[str]:
+    return [w for w in props.get("TriggeredBy", "").split() if w.endswith(".timer")][:1]
+
+
+def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun, problems: list[str]
+                  ) -> tuple[AgentSample, state.Counter]:
+    get = props.get
+    uint = systemd.uint
+    cgroupfs = run.cgroupfs
+    active = get("ActiveState") or "inactive"
+    load_state = get("LoadState") or "not-found"
     up = active in UP_STATES
-    cgroup = props.get("ControlGroup", "")
+    cgroup = get("ControlGroup", "")
     if load_state in ("error", "bad-setting"):
         problems.append(f"{agent.unit}: systemd could not load the unit ({load_state})")
 
-    cpu_ns = systemd.uint(props, "CPUUsageNSec")
+    cpu_ns = uint(props, "CPUUsageNSec")
     if cpu_ns is None and cgroup:
         cpu_ns = cgroupfs.cpu_ns(cgroup)
-    memory = systemd.uint(props, "MemoryCurrent")
+    memory = uint(props, "MemoryCurrent")
     if memory is None and cgroup:
         memory = cgroupfs.memory_bytes(cgroup)
         if memory is None:
             pids = cgroupfs.pids(cgroup)
             memory = rss_bytes(pids) if pids else None
-    tasks = systemd.uint(props, "TasksCurrent")
+    tasks = uint(props, "TasksCurrent")
     if tasks is None and cgroup:
         tasks = cgroupfs.tasks(cgroup)
+    peak = cgroupfs.memory_peak(cgroup) if cgroup else None
+    swap = (cgroupfs.swap_bytes(cgroup) if run.swap else 0) if cgroup else None
     if not up:
         memory = 0 if memory is None else memory
         tasks = 0 if tasks is None else tasks
+        swap = 0 if swap is None else swap
     elif cpu_ns is None or memory is None:
         missing = " and ".join(w for w, v in (("CPU", cpu_ns), ("memory", memory)) if v is None)
         problems.append(f"{agent.unit}: {missing} unknown (no systemd accounting, cgroup "
                         f"{cgroup or '(none)'} unreadable)")
 
-    enter_us = systemd.uint(props, "ActiveEnterTimestampMonotonic") or None
+    now_ns, now_wall = run.now_ns, run.now_wall
+    enter_us = uint(props, "ActiveEnterTimestampMonotonic") or None
     uptime = max(0.0, (now_ns / 1e3 - enter_us) / 1e6) if up and enter_us else 0.0
-    start_time = None if enter_us is None else now_wall - (now_ns / 1e3 - enter_us) / 1e6
+    start_time = run.wall(enter_us)
 
-    counter = None if cpu_ns is None else state.Counter(cpu_ns, enter_us)
+    # Why it last stopped (ExecMainCode: 1 exited, 2 killed, 3 dumped core), its starts, its OOM kills
+    result = None if load_state == "not-found" else health.result_state(get("Result"))
+    if result == health.OTHER_RESULT:
+        problems.append(f"{agent.unit}: unknown Result={get('Result')!r} (reported as result=\"other\")")
+    code, status = uint(props, "ExecMainCode"), uint(props, "ExecMainStatus")
+    exit_us = uint(props, "ExecMainExitTimestampMonotonic") or None
+    before = None if run.previous is None else run.previous.counters.get(agent.unit)
+    invocation = get("InvocationID", "")
+    restarts = uint(props, "NRestarts")
+    starts, seen = health.count_starts(before, invocation, restarts)
+    recent = health.recent_starts(before, seen, now_wall)
+    oom_raw = uint(props, changes.OOM_KILLS) if changes.OOM_KILLS in props else (
+        cgroupfs.oom_kills(cgroup) if cgroup else None)
+    ooms, oom_raw, oom_time, oom_mark = health.count_ooms(before, invocation, oom_raw, result, exit_us, now_wall,
+                                                          cgroupfs.counts_ooms)
+
+    expectation = health.expected(agent.expect, props)
+    timer_name = next(iter(_timer_of(props)), None)
+    timer = None if timer_name is None else run.timers.get(timer_name)
+    last = next_ = None
+    late = False
+    if timer is not None:
+        last = run.wall(systemd.timespan_us(timer.get("LastTriggerUSecMonotonic", "")))
+        next_ = systemd.timestamp(timer.get("NextElapseUSecRealtime", "")) or run.wall(
+            systemd.timespan_us(timer.get("NextElapseUSecMonotonic", "")))
+        late = health.timer_late(timer.get("ActiveState") == "active", last, next_, now_wall, run.interval)
+
+    probe = run.probes.get(agent.unit)
+    counter = state.Counter(cpu_ns, enter_us, starts, restarts, invocation, ooms, oom_raw, oom_time, oom_mark,
+                            recent)
     if not up:
         cpu_percent: float | None = 0.0
-    elif counter is None:
+    elif cpu_ns is None:
         cpu_percent = None
     else:
-        cpu_percent = state.cpu_percent(previous, agent.unit, counter, now_ns, cpus)
+        cpu_percent = state.cpu_percent(run.previous, agent.unit, counter, now_ns, run.cpus)
 
     sample = AgentSample(
         name=agent.name, type=agent.type, unit=agent.unit, scope=scope, state=active,
         load_state=load_state, memory_bytes=memory,
         cpu_seconds=None if cpu_ns is None else cpu_ns / 1e9, cpu_percent=cpu_percent,
-        uptime_seconds=uptime, start_time_seconds=start_time,
-        restarts=systemd.uint(props, "NRestarts"), tasks=tasks,
+        uptime_seconds=uptime, start_time_seconds=start_time, restarts=restarts, tasks=tasks,
+        result=result, exit_code=status if code == 1 else None, exit_signal=status if code in (2, 3) else None,
+        exit_time_seconds=run.wall(exit_us), starts=starts, recent_starts=len(recent),
+        memory_max_bytes=uint(props, "MemoryMax"), memory_high_bytes=uint(props, "MemoryHigh"),
+        memory_peak_bytes=peak, swap_bytes=swap, oom_kills=ooms, oom_time_seconds=oom_time,
+        expected=expectation,
+        reason=health.health(expectation, active, load_state, result, len(recent), late,
+                             None if probe is None else probe.success),
+        timer=timer_name if timer is not None else None, timer_last_seconds=last, timer_next_seconds=next_,
+        probe_success=None if probe is None else probe.success,
+        probe_duration_seconds=None if probe is None else round(probe.duration_seconds, 6),
+        probe_status=None if probe is None else probe.http_status,
+        labels=agent.labels,
     )
-    return sample, counter, problems
+    return sample, counter

@@ -7,7 +7,7 @@ an absent sample, never a made-up number.
 
 from __future__ import annotations
 
-from .model import STATES, UP_STATES, Snapshot
+from .model import STATES, UP_STATES, AgentSample, Snapshot
 
 TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
 if TYPE_CHECKING:
@@ -75,6 +75,87 @@ def column(name: str, kind: str, help_text: str, keys: list[str], values: Iterab
         for key, value in zip(keys, values, strict=True) if value is not None]
 
 
+def _with(keys: list[str], name: str, values: Iterable[str | None]) -> list[str | None]:
+    """Each agent's labels with one more (None where the agent has no value for it)."""
+    return [None if v is None else f'{k},{name}="{escape_label(v)}"' for k, v in zip(keys, values, strict=True)]
+
+
+def _labelled(name: str, kind: str, help_text: str, keys: list[str | None]) -> list[str]:
+    """An info-style family: 1 for each agent with a label value (keys from _with), no line for the others."""
+    return header(name, kind, help_text) + [f"{name}{{{key}}} 1" for key in keys if key is not None]
+
+
+def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
+    """Why an agent stopped, how often it starts, its memory limits and OOM kills, its health (issue 12)."""
+    timed = [a.timer is not None for a in agents]
+    return [
+        *_labelled("agent_last_result", "gauge",
+                   "systemd's Result of the agent unit's last run: success, exit-code, signal, core-dump, "
+                   "timeout, watchdog, oom-kill, start-limit-hit, resources, protocol, exec-condition or "
+                   "other; always 1, no sample for a unit that does not exist.",
+                   _with(keys, "result", [a.result for a in agents])),
+        *column("agent_last_exit_code", "gauge",
+                "Exit status of the agent's main process when it last exited by itself.",
+                keys, [a.exit_code for a in agents]),
+        *column("agent_last_exit_signal", "gauge",
+                "Number of the signal that last killed the agent's main process.",
+                keys, [a.exit_signal for a in agents]),
+        *column("agent_last_exit_timestamp_seconds", "gauge",
+                "Unix time the agent's main process last exited.",
+                keys, [None if a.exit_time_seconds is None else round(a.exit_time_seconds, 3) for a in agents]),
+        *column("agent_starts_total", "counter",
+                "Starts of the agent's unit seen by the writer: a new invocation, manual restarts included, "
+                "or more automatic restarts (NRestarts) than that between two runs.",
+                keys, [a.starts for a in agents]),
+        *column("agent_recent_starts", "gauge",
+                "Starts within the last 10 minutes, when there were any (5 make an agent crash-looping).",
+                keys, [a.recent_starts or None for a in agents]),
+        *column("agent_memory_max_bytes", "gauge",
+                "The agent unit's MemoryMax; no sample when unlimited.", keys, [a.memory_max_bytes for a in agents]),
+        *column("agent_memory_high_bytes", "gauge",
+                "The agent unit's MemoryHigh; no sample when unlimited.",
+                keys, [a.memory_high_bytes for a in agents]),
+        *column("agent_memory_peak_bytes", "gauge",
+                "The most memory the agent's cgroup has used; no sample where the cgroup does not keep it.",
+                keys, [a.memory_peak_bytes for a in agents]),
+        *column("agent_memory_swap_bytes", "gauge", "Swap used by the agent's cgroup.",
+                keys, [a.swap_bytes for a in agents]),
+        *column("agent_oom_kills_total", "counter",
+                "Processes of the agent killed by the kernel's OOM killer; no sample where the host cannot tell.",
+                keys, [a.oom_kills for a in agents]),
+        *column("agent_last_oom_kill_timestamp_seconds", "gauge",
+                "Unix time the writer last counted an OOM kill of the agent.",
+                keys, [None if a.oom_time_seconds is None else round(a.oom_time_seconds, 3) for a in agents]),
+        *_labelled("agent_expected_state", "gauge",
+                   "What the agent is expected to do: running, oneshot, timer or stopped; always 1.",
+                   _with(keys, "expected", [a.expected for a in agents])),
+        *column("agent_healthy", "gauge", "1 when the agent is as expected, else 0.",
+                keys, [0 if a.reason else 1 for a in agents]),
+        *_labelled("agent_unhealthy_reason", "gauge",
+                   "Why the agent is unhealthy: oom-killed, start-limit-hit, crash-looping, failed, down, "
+                   "running (expected stopped), timer-late or probe-failing; always 1, only while unhealthy.",
+                   _with(keys, "reason", [a.reason for a in agents])),
+        *column("agent_timer_last_trigger_timestamp_seconds", "gauge",
+                "Unix time the timer that starts the agent last fired.",
+                _with(keys, "timer", [a.timer for a in agents]),  # type: ignore[arg-type]
+                [None if not t or a.timer_last_seconds is None else round(a.timer_last_seconds, 3)
+                 for a, t in zip(agents, timed, strict=True)]),
+        *column("agent_timer_next_trigger_timestamp_seconds", "gauge",
+                "Unix time the timer that starts the agent fires next.",
+                _with(keys, "timer", [a.timer for a in agents]),  # type: ignore[arg-type]
+                [None if not t or a.timer_next_seconds is None else round(a.timer_next_seconds, 3)
+                 for a, t in zip(agents, timed, strict=True)]),
+        *column("agent_probe_success", "gauge",
+                "1 when the agent's HTTP probe got the expected status in time, else 0.",
+                keys, [None if a.probe_success is None else int(a.probe_success) for a in agents]),
+        *column("agent_probe_duration_seconds", "gauge", "How long the agent's HTTP probe took.",
+                keys, [a.probe_duration_seconds for a in agents]),
+        *column("agent_probe_http_status", "gauge",
+                "The HTTP status the agent's probe got; no sample when none came (refused, timeout).",
+                keys, [a.probe_status for a in agents]),
+    ]
+
+
 def render(snap: Snapshot) -> str:
     agents = sorted(snap.agents, key=lambda a: (a.name, a.unit))
     keys = [labels(agent=a.name, type=a.type) for a in agents]
@@ -128,9 +209,12 @@ def render(snap: Snapshot) -> str:
     out += column("agent_start_time_seconds", "gauge",
                   "Unix time the agent's unit last became active.",
                   keys, [None if a.start_time_seconds is None else round(a.start_time_seconds, 3) for a in agents])
-    out += column("agent_info", "gauge", "The systemd unit behind each agent; always 1.",
-                  [f"{key},{labels(unit=a.unit, scope=a.scope)}" for key, a in zip(keys, agents, strict=True)],
+    out += column("agent_info", "gauge",
+                  "The systemd unit behind each agent, and the labels its configuration gives it; always 1.",
+                  [f"{key},{labels(unit=a.unit, scope=a.scope, **dict(a.labels))}"
+                   for key, a in zip(keys, agents, strict=True)],
                   [1] * len(agents))
+    out += _diagnostics(keys, agents)
     out += family("agent_exporter_last_success_timestamp_seconds", "gauge",
                   "Unix time this file was produced.", [("", round(snap.timestamp, 3))])
     out += family("agent_exporter_run_duration_seconds", "gauge",

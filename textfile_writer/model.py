@@ -12,6 +12,7 @@ class HostSample(NamedTuple):
     disk_total_bytes: int | None
     disk_used_bytes: int | None
     load: tuple[float, float, float] | None
+    swap_total_bytes: int | None = None  # not rendered: tells whether agents' swap is worth reading
 
 
 STATES = ("active", "reloading", "inactive", "failed", "activating", "deactivating")
@@ -32,10 +33,38 @@ class AgentSample(NamedTuple):
     start_time_seconds: float | None
     restarts: int | None
     tasks: int | None
+    # Why it last stopped, and how often it starts (health.py)
+    result: str | None = None  # systemd's Result as health.RESULTS or "other"; None: no such unit
+    exit_code: int | None = None  # the main process's exit status, when it exited
+    exit_signal: int | None = None  # the signal that killed it, when one did
+    exit_time_seconds: float | None = None  # Unix time the main process last exited
+    starts: int | None = None  # agent_starts_total
+    recent_starts: int = 0  # starts within health.CRASH_LOOP_WINDOW
+    # Memory limits and OOM kills
+    memory_max_bytes: int | None = None
+    memory_high_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    swap_bytes: int | None = None
+    oom_kills: int | None = None  # agent_oom_kills_total; None where nothing can tell
+    oom_time_seconds: float | None = None  # Unix time of the last OOM kill counted
+    # Expectation and health
+    expected: str = "running"
+    reason: str | None = None  # None: healthy; else one of health.REASONS
+    timer: str | None = None  # the timer that starts it
+    timer_last_seconds: float | None = None
+    timer_next_seconds: float | None = None
+    probe_success: bool | None = None  # None: no probe
+    probe_duration_seconds: float | None = None
+    probe_status: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()  # the config's labels, for agent_info
 
     @property
     def up(self) -> bool:
         return self.state in UP_STATES
+
+    @property
+    def healthy(self) -> bool:
+        return self.reason is None
 
 
 class Snapshot(NamedTuple):

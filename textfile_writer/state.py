@@ -17,19 +17,38 @@ from .files import read_regular
 from .records import NamedTuple
 
 # A line-based text file (no JSON: the json module costs more to import than the file is worth):
-#   agent-exporter-state/1
+#   agent-exporter-state/2
 #   boot_id <id>
 #   scope <user|system>
 #   taken_ns <CLOCK_MONOTONIC ns>
-#   unit <cpu_ns> <ActiveEnterTimestampMonotonic us, or -> <unit name>
-FORMAT = "agent-exporter-state/1"
-# One line per agent, under 300 bytes even with systemd's longest unit names: room for 50000 agents.
+#   unit <cpu_ns> <enter_us> <starts> <n_restarts> <invocation> <oom_kills> <oom_raw> <oom_time>
+#        <oom_mark> <recent> <unit name>                                   (one line; "-" for none)
+# Format 1 (the CPU counters alone: `unit <cpu_ns> <enter_us> <name>`) is still read.
+FORMAT = "agent-exporter-state/2"
+FORMAT_1 = "agent-exporter-state/1"
+# One line per agent, under 500 bytes even with systemd's longest unit names: room for 30000 agents.
 MAX_STATE_BYTES = 16 << 20
+_NONE = "-"
 
 
 class Counter(NamedTuple):
-    cpu_ns: int
+    """What one run keeps of a unit for the next: the CPU counter (this boot only) and the counters
+    the writer keeps itself (health.py), which a reboot does not end."""
+
+    cpu_ns: int | None
     active_enter_us: int | None
+    starts: int | None = None  # agent_starts_total
+    n_restarts: int | None = None  # NRestarts when last seen (this boot)
+    invocation: str = ""  # InvocationID when last seen (this boot)
+    oom_kills: int | None = None  # agent_oom_kills_total
+    oom_raw: int | None = None  # the cgroup's own oom_kill count when last read (this invocation)
+    oom_time: float | None = None  # Unix time of the last OOM kill counted
+    oom_mark: str = ""  # the Result=oom-kill already counted: "<invocation>@<exit us>"
+    recent: tuple[float, ...] = ()  # Unix times of the starts within health.CRASH_LOOP_WINDOW
+
+    def across_boot(self) -> Counter:
+        """What survives a reboot: the writer's own counters."""
+        return Counter(None, None, self.starts, oom_kills=self.oom_kills, oom_time=self.oom_time)
 
 
 class State(NamedTuple):
@@ -41,8 +60,10 @@ class State(NamedTuple):
     def to_text(self) -> str:
         lines = [FORMAT, f"boot_id {self.boot_id}", f"scope {self.scope}", f"taken_ns {self.taken_ns}"]
         for unit, c in sorted(self.counters.items()):
-            enter = "-" if c.active_enter_us is None else str(c.active_enter_us)
-            lines.append(f"unit {c.cpu_ns} {enter} {unit}")
+            recent = ",".join(map(repr, c.recent)) or _NONE
+            fields = (c.cpu_ns, c.active_enter_us, c.starts, c.n_restarts, c.invocation or None, c.oom_kills,
+                      c.oom_raw, None if c.oom_time is None else repr(c.oom_time), c.oom_mark or None, recent)
+            lines.append("unit " + " ".join(_NONE if v is None else str(v) for v in fields) + f" {unit}")
         return "\n".join(lines) + "\n"
 
 
@@ -55,7 +76,8 @@ def boot_id(proc_root: str = "/proc") -> str:
 
 
 def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str | None]:
-    """The previous state, or (None, why it cannot be used)."""
+    """The previous state, or (None, why it cannot be used). A state of another boot keeps only
+    what survives a reboot (Counter.across_boot), and says so."""
     try:
         # Not followed, not waited on, not read past the limit: the state directory may be shared.
         text = read_regular(path, MAX_STATE_BYTES, follow=False).decode("utf-8")
@@ -66,8 +88,9 @@ def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str
     except ValueError:
         return None, f"previous state {path} is not UTF-8 text"
     lines = text.split("\n")
-    if lines[0] != FORMAT:
+    if lines[0] not in (FORMAT, FORMAT_1):
         return None, f"previous state {path} has another format"
+    parse = _counter if lines[0] == FORMAT else _counter_1
     header: dict[str, str] = {}
     counters: dict[str, Counter] = {}
     try:
@@ -76,17 +99,38 @@ def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str
                 continue
             key, _, rest = line.partition(" ")
             if key == "unit":
-                cpu_ns, enter, unit = rest.split(" ", 2)
-                counters[unit] = Counter(int(cpu_ns), None if enter == "-" else int(enter))
+                unit, counter = parse(rest)
+                counters[unit] = counter
             else:
                 header[key] = rest
         taken = int(header["taken_ns"])
         found_boot, found_scope = header["boot_id"], header["scope"]
     except (KeyError, ValueError):
         return None, f"previous state {path} is corrupt"
-    if found_boot != current_boot_id or found_scope != scope:
-        return None, f"previous state {path} is from another boot or scope"
+    if found_scope != scope:
+        return None, f"previous state {path} is from another scope"
+    if found_boot != current_boot_id:
+        kept = {u: c.across_boot() for u, c in counters.items()}
+        return State(found_boot, scope, taken, kept), f"previous state {path} is from another boot"
     return State(found_boot, scope, taken, counters), None
+
+
+def _int(text: str) -> int | None:
+    return None if text == _NONE else int(text)
+
+
+def _counter_1(rest: str) -> tuple[str, Counter]:
+    cpu_ns, enter, unit = rest.split(" ", 2)
+    return unit, Counter(int(cpu_ns), _int(enter))
+
+
+def _counter(rest: str) -> tuple[str, Counter]:
+    cpu, enter, starts, n_restarts, invocation, ooms, oom_raw, oom_time, oom_mark, recent, unit = rest.split(" ", 10)
+    return unit, Counter(
+        _int(cpu), _int(enter), _int(starts), _int(n_restarts), "" if invocation == _NONE else invocation,
+        _int(ooms), _int(oom_raw), None if oom_time == _NONE else float(oom_time),
+        "" if oom_mark == _NONE else oom_mark,
+        () if recent == _NONE else tuple(float(t) for t in recent.split(",")))
 
 
 def cpu_percent(previous: State | None, unit: str, now: Counter, now_ns: int,
@@ -96,7 +140,8 @@ def cpu_percent(previous: State | None, unit: str, now: Counter, now_ns: int,
         return None
     before = previous.counters.get(unit)
     elapsed_ns = now_ns - previous.taken_ns
-    if before is None or elapsed_ns <= 0 or before.active_enter_us != now.active_enter_us:
+    if (before is None or before.cpu_ns is None or now.cpu_ns is None or elapsed_ns <= 0
+            or before.active_enter_us != now.active_enter_us):
         return None
     used_ns = now.cpu_ns - before.cpu_ns
     if used_ns < 0:

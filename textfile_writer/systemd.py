@@ -31,7 +31,13 @@ from .unitfiles import parse_unit_path
 SHOW_PROPERTIES = (
     "Id", "Names", "LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "CPUUsageNSec",
     "MemoryCurrent", "TasksCurrent", "ControlGroup", "ActiveEnterTimestampMonotonic", "InvocationID",
+    # why it last stopped, and what it is expected to do (health.py)
+    "Result", "ExecMainCode", "ExecMainStatus", "ExecMainExitTimestampMonotonic", "Type", "RemainAfterExit",
+    "TriggeredBy", "MemoryMax", "MemoryHigh",
 )
+# A timer behind a timer-started agent: asked every run those agents have (its times move).
+TIMER_PROPERTIES = ("Id", "ActiveState", "LastTriggerUSecMonotonic", "NextElapseUSecMonotonic",
+                    "NextElapseUSecRealtime")
 
 TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
 if TYPE_CHECKING:
@@ -41,7 +47,6 @@ if TYPE_CHECKING:
     UnitProperties = Mapping[str, str]
 # What a unit's cgroup tells at any time (cgroups.py): a cached block never keeps these.
 MEASURED = ("CPUUsageNSec", "MemoryCurrent", "TasksCurrent")
-# What systemd prints for "no value": unset, unlimited, or the all-ones 64-bit sentinel.
 # What systemd prints for an unsigned property it does not know: "[not set]", "[no data]",
 # "infinity", or the number UINT64_MAX.
 _UINT64_MAX = 2**64 - 1
@@ -159,6 +164,74 @@ def show(scope: str, names: Sequence[str], runner: Runner, budget: Budget) -> li
                       budget.for_units(len(group)))
         blocks += parse_show(_checked(done, "show"))
     return blocks
+
+
+def timers(scope: str, names: Sequence[str], runner: Runner, budget: Budget) -> dict[str, dict[str, str]]:
+    """Each named timer's TIMER_PROPERTIES, by Id."""
+    found: dict[str, dict[str, str]] = {}
+    for group in batches(names):
+        done = runner(systemctl(scope, "show", "--property=" + ",".join(TIMER_PROPERTIES), "--", *group),
+                      budget.for_units(len(group)))
+        for block in parse_show(_checked(done, "show")):
+            found[block.get("Id", "")] = block
+    return found
+
+
+# systemd's time spans as `show` prints them (format_timespan): "19min 37.741920s", "1d 2h", "500ms".
+_SPAN_UNITS = {"us": 1, "ms": 1000, "s": 10**6, "min": 60 * 10**6, "h": 3600 * 10**6, "d": 86400 * 10**6,
+               "w": 7 * 86400 * 10**6, "month": 2629800 * 10**6, "y": 31557600 * 10**6}
+
+
+def timespan_us(text: str) -> int | None:
+    """A time span as systemctl prints it, in microseconds; None for "infinity", empty or unknown."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    total = 0.0
+    words = text.split()
+    for word in words:
+        number = word.rstrip("abcdefghijklmnopqrstuvwxyz")
+        scale = _SPAN_UNITS.get(word[len(number):])
+        if scale is None or not number:
+            return None
+        try:
+            total += float(number) * scale
+        except ValueError:
+            return None
+    return round(total) if words else None
+
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def timestamp(text: str) -> float | None:
+    """A timestamp as systemctl prints it ("Wed 2026-12-02 15:20:39 UTC", the manager's local time
+    zone) as Unix time; None when empty, "n/a" or not in that form."""
+    words = text.split()
+    if len(words) != 4:
+        return None
+    try:
+        year, month, day = (int(v) for v in words[1].split("-"))
+        hour, minute, second = (int(v) for v in words[2].split(":"))
+    except ValueError:
+        return None
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    if words[3] == "UTC":
+        leap = month > 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        days = (year - 1970) * 365 + _leap_days(year) + sum(_MONTH_DAYS[:month - 1]) + leap + day - 1
+        return float(days * 86400 + hour * 3600 + minute * 60 + second)
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _leap_days(year: int) -> int:
+    """Leap days in the years 1970 .. year-1."""
+    def upto(y: int) -> int:
+        return y // 4 - y // 100 + y // 400
+    return upto(year - 1) - upto(1969)
 
 
 def agent_units(names: Iterable[str]) -> list[str]:

@@ -22,6 +22,7 @@ import pytest
 from procs import Processes, wait_until
 
 from devtools.harness import (
+    DIAGNOSTICS,
     EXE,
     HOST_AND_RUN,
     MEMORY_HELD,
@@ -204,7 +205,7 @@ def agent_type(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], age
     raise KeyError(agent)
 
 
-COUNTERS = ("agent_restart_count", "agent_cpu_seconds_total")
+COUNTERS = ("agent_restart_count", "agent_cpu_seconds_total", "agent_starts_total", "agent_oom_kills_total")
 
 
 def test_families_types_and_host_metrics(user_manager: UserManager, fleet: Fleet, work: Work) -> None:
@@ -221,7 +222,7 @@ def test_families_types_and_host_metrics(user_manager: UserManager, fleet: Fleet
             _, _, name, kind = line.split(" ")
             declared[name] = kind
     helped = {line.split(" ")[2] for line in text.splitlines() if line.startswith("# HELP ")}
-    assert set(declared) == set(PER_AGENT) | set(HOST_AND_RUN) == helped
+    assert set(declared) == set(PER_AGENT) | set(HOST_AND_RUN) | set(DIAGNOSTICS) == helped
     assert {n for n, k in declared.items() if k == "counter"} == set(COUNTERS)
     assert {k for n, k in declared.items() if n not in COUNTERS} == {"gauge"}
     assert [f.name for f in text_string_to_metric_families(text)][-1] == LAST_FAMILY

@@ -74,7 +74,8 @@ def test_down_agents_report_zero_not_unknown() -> None:
 def test_first_run_has_no_cpu_percent_and_the_next_one_has() -> None:
     first = run()
     assert by_name(first)["agent-running"].cpu_percent is None
-    assert first.state.counters["agent-running.service"] == state.Counter(RUNNING_CPU_NS, ENTER_RUNNING_US)
+    kept = first.state.counters["agent-running.service"]
+    assert (kept.cpu_ns, kept.active_enter_us) == (RUNNING_CPU_NS, ENTER_RUNNING_US)
     # the same counters 10 s earlier, 0.5 s less CPU: 5 %
     earlier = state.State(first.state.boot_id, "user", NOW_NS - 10 * 10**9,
                           {"agent-running.service": state.Counter(RUNNING_CPU_NS - 5 * 10**8, ENTER_RUNNING_US)})

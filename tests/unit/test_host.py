@@ -10,10 +10,10 @@ from textfile_writer.host import disk, loadavg, memory, read_host
 
 
 def test_memory_matches_proc_meminfo() -> None:
-    total, used = memory("/proc/meminfo")
+    total, used, swap = memory("/proc/meminfo")
     with open("/proc/meminfo") as f:
         fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
-    assert total == fields["MemTotal"]
+    assert total == fields["MemTotal"] and swap == fields["SwapTotal"]
     # MemAvailable moves between the two reads; a few MiB of slack
     assert abs((total - used) - fields["MemAvailable"]) < 64 * 2**20
 

@@ -43,6 +43,13 @@ def test_exact_bytes_of_one_agent() -> None:
         'agent_tasks{agent="agent-core_dev",type="primary"} 3',
         'agent_start_time_seconds{agent="agent-core_dev",type="primary"} 1795400000',
         'agent_info{agent="agent-core_dev",type="primary",unit="agent-core_dev.service",scope="user"} 1',
+        'agent_last_result{agent="agent-core_dev",type="primary",result="success"} 1',
+        'agent_starts_total{agent="agent-core_dev",type="primary"} 1',
+        'agent_memory_peak_bytes{agent="agent-core_dev",type="primary"} 307200000',
+        'agent_memory_swap_bytes{agent="agent-core_dev",type="primary"} 0',
+        'agent_oom_kills_total{agent="agent-core_dev",type="primary"} 0',
+        'agent_expected_state{agent="agent-core_dev",type="primary",expected="running"} 1',
+        'agent_healthy{agent="agent-core_dev",type="primary"} 1',
         "agent_exporter_last_success_timestamp_seconds 1795486400.5",
         "agent_exporter_run_duration_seconds 0.0125",
         "agent_exporter_collect_errors 0",
@@ -60,7 +67,7 @@ def test_every_family_has_help_and_type_in_order() -> None:
     assert types == helps
     assert types[:7] == ["agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds",
                          "agent_restart_count", "agents_running_total", "agents_total"]
-    assert len(types) == len(set(types)) == 21
+    assert len(types) == len(set(types)) == 41
 
 
 def test_unknown_values_are_absent_not_zero() -> None:
@@ -151,3 +158,28 @@ def promtool_findings(text: str) -> set[str]:
 def test_promtool_finds_only_the_contracts_own_names(names: list[str], type_: str) -> None:
     text = render(snapshot(*[agent(n, type=type_) for n in names]))
     assert promtool_findings(text) == CONTRACT_LINT
+
+
+def test_diagnostics_of_an_unhealthy_timer_agent_with_a_probe_and_labels() -> None:
+    sick = agent("agent-j\"ob", state="failed", result="exit-code", exit_code=3, exit_time_seconds=1795486000.25,
+                 starts=7, recent_starts=6, memory_max_bytes=2**30, memory_high_bytes=2**29, oom_kills=2,
+                 oom_time_seconds=1795480000.0, expected="timer", reason="failed", timer="agent-job.timer",
+                 timer_last_seconds=1795486000.0, timer_next_seconds=1795486600.0, probe_success=False,
+                 probe_duration_seconds=0.25, probe_status=None, labels=(("team", 'pay"ments'), ("tier", "1")))
+    text = render(snapshot(sick))
+    key = 'agent="agent-j\\"ob",type="primary"'
+    for line in (f'agent_last_result{{{key},result="exit-code"}} 1', f"agent_last_exit_code{{{key}}} 3",
+                 f"agent_last_exit_timestamp_seconds{{{key}}} 1795486000.25", f"agent_starts_total{{{key}}} 7",
+                 f"agent_recent_starts{{{key}}} 6", f"agent_memory_max_bytes{{{key}}} 1073741824",
+                 f"agent_memory_high_bytes{{{key}}} 536870912", f"agent_oom_kills_total{{{key}}} 2",
+                 f"agent_last_oom_kill_timestamp_seconds{{{key}}} 1795480000",
+                 f'agent_expected_state{{{key},expected="timer"}} 1', f"agent_healthy{{{key}}} 0",
+                 f'agent_unhealthy_reason{{{key},reason="failed"}} 1',
+                 f'agent_timer_last_trigger_timestamp_seconds{{{key},timer="agent-job.timer"}} 1795486000',
+                 f'agent_timer_next_trigger_timestamp_seconds{{{key},timer="agent-job.timer"}} 1795486600',
+                 f"agent_probe_success{{{key}}} 0", f"agent_probe_duration_seconds{{{key}}} 0.25",
+                 f'agent_info{{{key},unit="agent-j\\"ob.service",scope="user",team="pay\\"ments",tier="1"}} 1'):
+        assert line + "\n" in text, line
+    assert "agent_probe_http_status{" not in text and "agent_last_exit_signal{" not in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["agent_starts"].type == "counter" and families["agent_oom_kills"].type == "counter"

@@ -12,6 +12,14 @@ BOOT = "4a1f8a7e-0000-4000-8000-000000000001"
 SEC = 1_000_000_000
 
 
+class _AnyReason:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+
+ANY_REASON = _AnyReason()
+
+
 def prev(cpu_ns: int, enter: int | None = 100, taken: int = 50 * SEC) -> State:
     return State(BOOT, "user", taken, {"a.service": Counter(cpu_ns, enter)})
 
@@ -71,16 +79,44 @@ def _load_text(tmp_path: Path, text: str, boot: str = BOOT, scope: str = "user")
 
 
 def test_state_file_is_plain_text() -> None:
-    text = State(BOOT, "user", 123, {"a.service": Counter(5, 7), "b.service": Counter(9, None)}).to_text()
-    assert text == (f"agent-exporter-state/1\nboot_id {BOOT}\nscope user\ntaken_ns 123\n"
-                    "unit 5 7 a.service\nunit 9 - b.service\n")
+    text = State(BOOT, "user", 123, {
+        "a.service": Counter(5, 7, starts=3, n_restarts=2, invocation="abc", oom_kills=1, oom_raw=0,
+                             oom_time=1.5, oom_mark="abc@9", recent=(1.25, 2.0)),
+        "b.service": Counter(9, None)}).to_text()
+    assert text == (f"agent-exporter-state/2\nboot_id {BOOT}\nscope user\ntaken_ns 123\n"
+                    "unit 5 7 3 2 abc 1 0 1.5 abc@9 1.25,2.0 a.service\nunit 9 - - - - - - - - - b.service\n")
+
+
+def test_the_first_format_is_still_read(tmp_path: Path) -> None:
+    """An upgrade keeps the CPU counters; the writer's own counters start then."""
+    text = f"agent-exporter-state/1\nboot_id {BOOT}\nscope user\ntaken_ns 123\nunit 5 7 a.service\nunit 9 - b.service\n"
+    assert _load_text(tmp_path, text) == (State(BOOT, "user", 123, {"a.service": Counter(5, 7),
+                                                                    "b.service": Counter(9, None)}), None)
+
+
+def test_every_field_round_trips(tmp_path: Path) -> None:
+    s = State(BOOT, "system", 1, {"x\\x2dy.service": Counter(None, None, 0, None, "", None, None, None, "", ()),
+                                  "z.service": Counter(1, 2, 10, 4, "f00d", 2, 7, 1.7e9 + 0.125, "f00d@123",
+                                                       (1.7e9, 1.7e9 + 10.5))})
+    assert _load_text(tmp_path, s.to_text(), scope="system") == (s, None)
+
+
+def test_another_boot_keeps_only_the_writers_own_counters(tmp_path: Path) -> None:
+    s = State(BOOT, "user", 1, {"a.service": Counter(5, 7, 3, 2, "abc", 1, 0, 1.5, "abc@9", (1.0,))})
+    loaded, why = _load_text(tmp_path, s.to_text(), boot="another-boot")
+    assert why is not None and "another boot" in why
+    assert loaded is not None and loaded.counters == {"a.service": Counter(None, None, 3, oom_kills=1, oom_time=1.5)}
+    assert state.cpu_percent(loaded, "a.service", Counter(50, 7), 10 * SEC, 2) is None
 
 
 def test_corrupt_state_is_ignored(tmp_path: Path) -> None:
     head = f"agent-exporter-state/1\nboot_id {BOOT}\nscope user\n"
+    head2 = head.replace("state/1", "state/2")
     for text in ("", "{not state", "\x00\x01binary", head, head + "taken_ns x\n",
                  head + "taken_ns 1\nunit 1\n", head + "taken_ns 1\nunit x 2 a.service\n",
-                 head + "taken_ns 1\nunit 1 y a.service\n"):
+                 head + "taken_ns 1\nunit 1 y a.service\n", head2 + "taken_ns 1\nunit 1 2 a.service\n",
+                 head2 + "taken_ns 1\nunit 5 7 x 2 abc 1 0 1.5 abc@9 - a.service\n",
+                 head2 + "taken_ns 1\nunit 5 7 3 2 abc 1 0 1.5 abc@9 1,zz a.service\n"):
         loaded, why = _load_text(tmp_path, text)
         assert loaded is None, text
         assert why
@@ -88,9 +124,9 @@ def test_corrupt_state_is_ignored(tmp_path: Path) -> None:
 
 def test_foreign_state_is_ignored(tmp_path: Path) -> None:
     good = State(BOOT, "user", 1, {}).to_text()
-    assert _load_text(tmp_path, good, boot="another-boot")[0] is None
+    assert _load_text(tmp_path, good, boot="another-boot") == (State(BOOT, "user", 1, {}), ANY_REASON)
     assert _load_text(tmp_path, good, scope="system")[0] is None
-    assert _load_text(tmp_path, good.replace("state/1", "state/9"))[0] is None
+    assert _load_text(tmp_path, good.replace("state/2", "state/9"))[0] is None
     assert _load_text(tmp_path, good)[0] == State(BOOT, "user", 1, {})
 
 
