@@ -92,8 +92,9 @@ def count_ooms(before: Counter | None, invocation: str, raw: int | None, result:
     """OOM kills as a counter, each kill once, from the cgroup's own count (`raw`: memory.events or
     memory.oom_control) and systemd's Result=oom-kill (the cgroup that counted that kill may be gone).
     `countable`: the host's cgroups count OOM kills at all (a unit without a cgroup now still counts
-    from 0, so the family does not come and go with the unit). Returns (agent_oom_kills_total, None while nothing can tell; the raw count to keep; the time of
-    the last kill counted; the Result=oom-kill already counted, as "<invocation>@<exit us>")."""
+    from 0, so the family does not come and go with the unit). Returns (agent_oom_kills_total, None
+    while nothing can tell; the raw count to keep; the time of the last kill counted; the
+    Result=oom-kill already counted, as "<invocation>@<exit us>")."""
     total = None if before is None else before.oom_kills
     if total is None and raw is None and countable:
         total = 0
