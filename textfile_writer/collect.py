@@ -158,8 +158,8 @@ class _UnitRun(NamedTuple):
 
 def _timers(scope: str, agents: Sequence[tuple[Agent, UnitProperties]], runner: Runner, timeout: float,
             problems: list[str]) -> dict[str, dict[str, str]]:
-    """One `show` of the timers that start agents (none asked when no agent has one)."""
-    names = sorted({t for _agent, props in agents for t in _timer_of(props) if t})
+    """One `show` of the timers that may start agents (none asked when no agent may have one)."""
+    names = sorted({t for agent, props in agents if (t := _timer_of(agent, props))})
     if not names:
         return {}
     try:
@@ -167,6 +167,18 @@ def _timers(scope: str, agents: Sequence[tuple[Agent, UnitProperties]], runner: 
     except (SystemdError, CommandError) as exc:
         problems.append(f"timers {', '.join(names)}: {exc}")
         return {}
+
+
+def _timer_of(agent: Agent, props: UnitProperties) -> str | None:
+    """The timer that starts the agent: the first TriggeredBy names, else for a oneshot (or an agent
+    configured `expect: timer`) the timer of its own name, a timer's default Unit= (systemd stops
+    listing it in TriggeredBy when it is stopped and unloaded: then it is the late one)."""
+    for word in props.get("TriggeredBy", "").split():
+        if word.endswith(".timer"):
+            return word
+    if agent.expect == "timer" or (agent.expect is None and health.oneshot(props)):
+        return agent.unit.removesuffix(".service") + ".timer"
+    return None
 
 
 def probe_budget(agents: Sequence[Agent], interval: float) -> float:
@@ -182,10 +194,6 @@ def _probe(agents: Sequence[tuple[Agent, UnitProperties]], interval: float) -> d
     from .probe import run_probes  # only where a probe is configured: sockets cost every run an import
 
     return run_probes(targets, probe_budget([a for a, _props in agents], interval))
-
-
-def _timer_of(props: UnitProperties) -> list[str]:
-    return [w for w in props.get("TriggeredBy", "").split() if w.endswith(".timer")][:1]
 
 
 def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun, problems: list[str]
@@ -244,9 +252,11 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     ooms, oom_raw, oom_time, oom_mark = health.count_ooms(before, invocation, oom_raw, result, exit_us, now_wall,
                                                           cgroupfs.counts_ooms)
 
-    expectation = health.expected(agent.expect, props)
-    timer_name = next(iter(_timer_of(props)), None)
+    timer_name = _timer_of(agent, props)
     timer = None if timer_name is None else run.timers.get(timer_name)
+    if timer is not None and timer.get("LoadState") in ("not-found", "", None):
+        timer_name = timer = None  # a oneshot without a timer of its name
+    expectation = health.expected(agent.expect, props, timer_name)
     last = next_ = None
     late = False
     if timer is not None:

@@ -49,16 +49,21 @@ def result_state(result: str | None) -> str | None:
     return result if result in RESULTS else OTHER_RESULT
 
 
-def expected(configured: str | None, props: Mapping[str, str]) -> str:
-    """The agent's expectation: the config's, else systemd's type: started by a timer (TriggeredBy
-    names one), a oneshot that does not remain active after it exits, or a long-running service."""
+def expected(configured: str | None, props: Mapping[str, str], timer: str | None) -> str:
+    """The agent's expectation: the config's, else systemd's: started by a timer (collect.py finds
+    it: TriggeredBy, or a oneshot's timer of the same name, which systemd no longer lists once it is
+    stopped), a oneshot that does not remain active after it exits, or a long-running service."""
     if configured:
         return configured
-    if any(word.endswith(".timer") for word in props.get("TriggeredBy", "").split()):
+    if timer is not None:
         return "timer"
-    if props.get("Type") == "oneshot" and props.get("RemainAfterExit") != "yes":
+    if oneshot(props):
         return "oneshot"
     return "running"
+
+
+def oneshot(props: Mapping[str, str]) -> bool:
+    return props.get("Type") == "oneshot" and props.get("RemainAfterExit") != "yes"
 
 
 def count_starts(before: Counter | None, invocation: str, n_restarts: int | None) -> tuple[int, int]:

@@ -36,7 +36,7 @@ SHOW_PROPERTIES = (
     "TriggeredBy", "MemoryMax", "MemoryHigh",
 )
 # A timer behind a timer-started agent: asked every run those agents have (its times move).
-TIMER_PROPERTIES = ("Id", "ActiveState", "LastTriggerUSecMonotonic", "NextElapseUSecMonotonic",
+TIMER_PROPERTIES = ("Id", "LoadState", "ActiveState", "LastTriggerUSecMonotonic", "NextElapseUSecMonotonic",
                     "NextElapseUSecRealtime")
 
 TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only

@@ -76,16 +76,16 @@ def test_an_oom_kill_result_is_counted_once() -> None:
     assert health.count_ooms(again, "a", None, "oom-kill", 77, 510.0)[:3] == (3, None, 500.0)
 
 
-@pytest.mark.parametrize(("configured", "props", "expected"), [
-    (None, {}, "running"),
-    (None, {"Type": "oneshot", "RemainAfterExit": "no"}, "oneshot"),
-    (None, {"Type": "oneshot", "RemainAfterExit": "yes"}, "running"),
-    (None, {"Type": "oneshot", "TriggeredBy": "agent-x.timer"}, "timer"),
-    (None, {"Type": "simple", "TriggeredBy": "agent-x.socket"}, "running"),
-    ("stopped", {"Type": "oneshot", "TriggeredBy": "agent-x.timer"}, "stopped"),
+@pytest.mark.parametrize(("configured", "props", "timer", "expected"), [
+    (None, {}, None, "running"),
+    (None, {"Type": "oneshot", "RemainAfterExit": "no"}, None, "oneshot"),
+    (None, {"Type": "oneshot", "RemainAfterExit": "yes"}, None, "running"),
+    (None, {"Type": "oneshot", "TriggeredBy": "agent-x.timer"}, "agent-x.timer", "timer"),
+    (None, {"Type": "simple", "TriggeredBy": "agent-x.socket"}, None, "running"),
+    ("stopped", {"Type": "oneshot", "TriggeredBy": "agent-x.timer"}, "agent-x.timer", "stopped"),
 ])
-def test_expected_state(configured: str | None, props: dict[str, str], expected: str) -> None:
-    assert health.expected(configured, props) == expected
+def test_expected_state(configured: str | None, props: dict[str, str], timer: str | None, expected: str) -> None:
+    assert health.expected(configured, props, timer) == expected
 
 
 @pytest.mark.parametrize(("expectation", "state", "load", "result", "recent", "late", "probe", "reason"), [
