@@ -48,6 +48,26 @@ CONFIG_EDITOR = DEPLOY / "prometheus_config.py"
 NODE_EXPORTER_FAMILIES = frozenset({"node_textfile_mtime_seconds", "node_textfile_scrape_error"})
 _METRIC_TOKEN = re.compile(r"\b(?:agents?|system)_[a-z0-9_]+\b|\bnode_[a-z0-9_]+\b")
 
+# Issue 12's diagnostics as its contract names them, which the rules and the dashboard use while the
+# writer is being taught to render them. Each name leaves this set when render() emits it
+# (test_deploy_alerts.py fails until then); agent_info is rendered already, only its config labels are new.
+PENDING_FAMILIES = frozenset({
+    "agent_last_result", "agent_last_exit_code", "agent_last_exit_signal", "agent_last_exit_timestamp_seconds",
+    "agent_starts_total", "agent_memory_max_bytes", "agent_memory_high_bytes", "agent_memory_peak_bytes",
+    "agent_memory_swap_bytes", "agent_oom_kills_total", "agent_expected_state", "agent_healthy",
+    "agent_unhealthy_reason", "agent_timer_last_trigger_timestamp_seconds",
+    "agent_timer_next_trigger_timestamp_seconds", "agent_probe_success", "agent_probe_duration_seconds",
+    "agent_probe_http_status",
+})
+# The values of the contract's state-set labels: agent_unhealthy_reason{reason} and agent_last_result{result}.
+STATE_SETS = {
+    "reason": frozenset({"down", "failed", "crash-looping", "start-limit-hit", "oom-killed", "timer-late",
+                         "probe-failing"}),
+    "result": frozenset({"success", "resources", "protocol", "timeout", "exit-code", "signal", "core-dump",
+                         "watchdog", "start-limit-hit", "oom-kill", "exec-condition", "other"}),
+}
+_STATE_MATCHER = re.compile(r'\b(reason|result)\s*=\s*"([^"]*)"')
+
 
 # Debian 12's /etc/prometheus/prometheus.yml as the prometheus package installs it (abridged comments).
 DEBIAN_DEFAULT = """\
@@ -122,9 +142,30 @@ def exported_families() -> set[str]:
     return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")} | {AGE_FAMILY}
 
 
+def known_families() -> set[str]:
+    """Every family a rule or a dashboard query may use."""
+    return exported_families() | NODE_EXPORTER_FAMILIES | PENDING_FAMILIES
+
+
 def metric_names(expr: str) -> set[str]:
     """The agent-exporter and node_exporter metric names an expression uses (not labels, not functions)."""
     return set(_METRIC_TOKEN.findall(expr))
+
+
+def state_matchers(expr: str) -> list[tuple[str, str]]:
+    """(label, value) of each reason="..." or result="..." matcher in an expression."""
+    return _STATE_MATCHER.findall(expr)
+
+
+def selection(expr: str) -> str:
+    """What an alert expression of the form `<selection> <op> <threshold>` looks at: the expression
+    without its threshold, and without any reason= or result= matcher. Those families are always 1
+    and exist only in the state they name, so without the matcher they select every state: the
+    rule's whole population."""
+    left = expr.rsplit(" ", 2)[0]
+    left = re.sub(r"\s*,\s*" + _STATE_MATCHER.pattern, "", left)  # after another matcher
+    left = re.sub(_STATE_MATCHER.pattern + r"\s*,?\s*", "", left)  # first or alone
+    return left.replace("{}", "")
 
 
 # ---------------------------------------------------------------------------------------------

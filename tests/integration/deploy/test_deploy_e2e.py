@@ -32,6 +32,7 @@ from deploy_fixtures import (
     dashboard,
     interpolate,
     panel_targets,
+    selection,
 )
 from procs import Processes, free_port, need, wait_until
 
@@ -42,8 +43,17 @@ from devtools.stack import PROMETHEUS_BIN, NodeExporter, PrometheusServer, prome
 pytestmark = pytest.mark.integration
 
 ALPHA, BETA, GAMMA, CRASHY, IDLE = "agent-alpha", "agent-beta", "agent-gamma", "agent-crashy", "agent-idle"
+
+
+class LimitedAgent(DemoAgent):
+    """A demo agent with memory limits far above what it uses: the dashboard's Memory against limit."""
+
+    def unit_text(self) -> str:
+        return super().unit_text() + "MemoryHigh=192M\nMemoryMax=256M\n"
+
+
 FLEET = (
-    DemoAgent(ALPHA, "primary", mb=8, busy=0.05),  # holds memory, uses a little CPU
+    LimitedAgent(ALPHA, "primary", mb=8, busy=0.05),  # holds memory, uses a little CPU, has limits
     DemoAgent(BETA, "primary"),                     # the one the test stops
     DemoAgent(GAMMA, "support"),
     DemoAgent(CRASHY, "primary", kind="crashloop"),  # exits after 1 s, Restart=always
@@ -153,8 +163,10 @@ def test_deploy_end_to_end(manager: UserManager, procs: Processes, tmp_path: Pat
 
         # Every alert's expression, without its threshold, selects real series: the metric names,
         # labels and the file regex match what the writer, the server and node_exporter produce.
+        # (Without a reason= or result= matcher too: the fleet has no late timer; the unit tests
+        # check those values against the contract's sets, deploy_fixtures.STATE_SETS.)
         for rule in alert_rules():
-            left = rule["expr"].rsplit(" ", 2)[0]
+            left = selection(rule["expr"])
             wait_until(lambda left=left: prom.query(left), 15, f"data for {rule['alert']}: {left}")
 
         # AgentDown: the never-started agent fires; the running ones do not.

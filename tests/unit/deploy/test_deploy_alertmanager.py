@@ -29,7 +29,7 @@ def test_amtool_check_config_passes() -> None:
     done = amtool("check-config", str(ALERTMANAGER_YML))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
-    assert "1 inhibit rules" in done.stdout and "3 receivers" in done.stdout
+    assert "2 inhibit rules" in done.stdout and "3 receivers" in done.stdout
 
 
 def test_amtool_check_config_is_a_real_check(tmp_path: Path) -> None:
@@ -66,11 +66,22 @@ def test_receivers_are_slack_and_email() -> None:
 def test_grouping_and_inhibition() -> None:
     doc = load_yaml(ALERTMANAGER_YML)
     assert doc["route"]["group_by"] == ["alertname", "instance"]
-    (inhibit,) = doc["inhibit_rules"]
-    assert inhibit == {"source_matchers": ['alertname="MultipleAgentsDown"'],
-                       "target_matchers": ['alertname="AgentDown"'], "equal": ["instance"]}
+    many, unhealthy = doc["inhibit_rules"]
+    assert many == {"source_matchers": ['alertname="MultipleAgentsDown"'],
+                    "target_matchers": ['alertname="AgentDown"'], "equal": ["instance"]}
     names = {r["alert"] for r in alert_rules()}
     assert {"MultipleAgentsDown", "AgentDown"} <= names
+    # The catch-all AgentUnhealthy gives way to any per-agent alert of the same agent and host.
+    assert unhealthy["target_matchers"] == ['alertname="AgentUnhealthy"']
+    assert unhealthy["equal"] == ["instance", "agent"]
+    (source,) = unhealthy["source_matchers"]
+    prefix = 'alertname=~"'
+    assert source.startswith(prefix) and source.endswith('"')
+    sources = set(source.removeprefix(prefix).removesuffix('"').split("|"))
+    # the alerts of agent_unhealthy_reason's reasons, all but "failed" (HighMemoryUsage is not one)
+    assert sources == {"AgentDown", "AgentCrashLooping", "AgentOOMKilled", "AgentStartLimitHit", "AgentTimerLate",
+                       "AgentProbeFailing"}
+    assert sources <= names
 
 
 def _walk(node: Any, path: str = "") -> list[tuple[str, Any]]:

@@ -3,13 +3,25 @@ tested firing and not firing (and a mutated rule makes them fail), and every ale
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from deploy_fixtures import ALERTS_YML, NODE_EXPORTER_FAMILIES, RULE_TESTS, alert_rules, exported_families, load_yaml
+from deploy_fixtures import (
+    ALERTS_YML,
+    PENDING_FAMILIES,
+    RULE_TESTS,
+    STATE_SETS,
+    alert_rules,
+    exported_families,
+    known_families,
+    load_yaml,
+    selection,
+    state_matchers,
+)
 from deploy_fixtures import metric_names as names_in
 from procs import need
 
@@ -21,7 +33,8 @@ REFERENCE = {  # the reference setup's alerts: names, severities and thresholds 
 EXPECTED = {*REFERENCE, "AgentCrashLooping", "NoAgentsDiscovered", "AgentExporterTargetDown",
             "AgentExporterTextfileStale", "AgentExporterServedFileStale", "AgentExporterServedFileFromFuture",
             "AgentExporterCollectErrors",
-            "NodeTextfileScrapeError", "HostMemoryNearlyFull", "HostDiskNearlyFull"}
+            "NodeTextfileScrapeError", "HostMemoryNearlyFull", "HostDiskNearlyFull",
+            "AgentUnhealthy", "AgentOOMKilled", "AgentStartLimitHit", "AgentTimerLate", "AgentProbeFailing"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,11 +83,42 @@ def test_every_alert_has_severity_and_says_what_to_do() -> None:
         assert annotations["description"].count("`") >= 2, rule["alert"]
 
 
+def test_health_alerts_use_the_writers_diagnostics() -> None:
+    rules = {r["alert"]: r for r in alert_rules()}
+    # On the verdict, so that a reason that changes does not restart `for`; the reason is in the text.
+    assert names_in(rules["AgentUnhealthy"]["expr"]) == {"agent_healthy"}
+    description = rules["AgentUnhealthy"]["annotations"]["description"]
+    assert "agent_unhealthy_reason{" in description and ".Labels.reason" in description
+    assert rules["AgentOOMKilled"]["expr"].startswith("increase(agent_oom_kills_total[")
+    assert state_matchers(rules["AgentStartLimitHit"]["expr"]) == [("result", "start-limit-hit")]
+    assert state_matchers(rules["AgentTimerLate"]["expr"]) == [("reason", "timer-late")]
+    assert names_in(rules["AgentProbeFailing"]["expr"]) == {"agent_probe_success"}
+
+
 def test_every_metric_the_rules_use_exists() -> None:
-    known = exported_families() | NODE_EXPORTER_FAMILIES
+    known = known_families()
     for rule in alert_rules():
-        used = names_in(rule["expr"])
+        queries = re.findall(r'printf "([^"]*)"', " ".join(rule["annotations"].values()))  # the templates' queries
+        used = names_in(" ".join([rule["expr"], *queries]))
         assert used - known == set(), (rule["alert"], used - known)
+
+
+def test_every_state_the_rules_name_is_one_the_writer_reports() -> None:
+    for rule in alert_rules():
+        for label, value in state_matchers(rule["expr"] + " ".join(rule["annotations"].values())):
+            assert value in STATE_SETS[label], (rule["alert"], label, value)
+    for path in RULE_TESTS:
+        for test in load_yaml(path)["tests"]:
+            for series in test.get("input_series", []):
+                for label, value in state_matchers(series["series"]):
+                    assert value in STATE_SETS[label], (path.name, series["series"])
+
+
+def test_pending_families_are_not_rendered_yet() -> None:
+    """PENDING_FAMILIES lets the rules and the dashboard use issue 12's families before the writer
+    renders them; a family the writer renders must leave it, so that a typo cannot hide there."""
+    rendered = PENDING_FAMILIES & exported_families()
+    assert rendered == set(), f"the writer renders {sorted(rendered)} now: remove them from PENDING_FAMILIES"
 
 
 def test_nothing_sums_across_instances() -> None:
@@ -125,8 +169,9 @@ def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path, alert: str, mutation
     """A rule that never fires, or fires for everything it selects, fails the unit tests: they
     check each alert both ways, for real."""
     (rule,) = [r for r in alert_rules() if r["alert"] == alert]
-    # "always": the expression without its threshold, so every selected series alerts
-    expr = "vector(1) == 0" if mutation == "never" else f"({rule['expr'].rsplit(' ', 2)[0]}) >= -Inf"
+    # "always": the expression without its threshold (and without a reason= or result= matcher,
+    # which is the threshold of a family that is always 1), so every selected series alerts
+    expr = "vector(1) == 0" if mutation == "never" else f"({selection(rule['expr'])}) >= -Inf"
     copies = _mutated_rules(tmp_path, alert, expr)
     done = promtool("test", "rules", *map(str, copies))
     out = done.stdout + done.stderr

@@ -16,19 +16,21 @@ import yaml
 from deploy_fixtures import (
     DASHBOARD_JSON,
     GRAFANA_PROVISIONING,
-    NODE_EXPORTER_FAMILIES,
+    PENDING_FAMILIES,
+    STATE_SETS,
     dashboard,
-    exported_families,
     interpolate,
+    known_families,
     load_yaml,
     panel_targets,
+    state_matchers,
 )
 from deploy_fixtures import metric_names as names_in
 from procs import need
 
 DS_REF = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "6h"}
-# The reference setup's seven panels, and the two more the product adds: title -> panel type(s).
+# The reference setup's seven panels, and those the product adds: title -> panel type(s).
 REQUIRED = {
     "Running agents": {"stat"},
     "Stopped agents": {"stat"},
@@ -39,6 +41,10 @@ REQUIRED = {
     "Agent details": {"table"},
     "Restarts": {"timeseries", "barchart"},
     "CPU per agent": {"timeseries"},
+    "Agent health": {"table"},
+    "Memory against limit": {"timeseries"},
+    "Starts": {"timeseries", "barchart"},
+    "OOM kills": {"timeseries", "barchart"},
 }
 
 
@@ -91,6 +97,45 @@ def test_memory_panel_is_stacked_bytes(dash: dict[str, Any]) -> None:
     assert all("* 1024" in t["expr"] for t in memory["targets"])  # KiB -> bytes
 
 
+def test_health_table_has_the_reason_and_the_info_join(dash: dict[str, Any]) -> None:
+    table = panels(dash)["Agent health"]
+    exprs = {t["refId"]: t["expr"] for t in table["targets"]}
+    assert all(t["instant"] and t["format"] == "table" for t in table["targets"])
+    (healthy,) = [ref for ref, e in exprs.items() if e.startswith("agent_healthy{")]
+    (reason,) = [ref for ref, e in exprs.items() if e.startswith("agent_unhealthy_reason{")]
+    # config labels are on agent_info only: the info-metric join, one-to-one per host and agent
+    assert "* on(instance, job, agent) group_left(team) agent_info{" in exprs[healthy]
+    organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    assert organize["renameByName"][f"Value #{healthy}"] == "Health"
+    assert organize["renameByName"]["reason"] == "Reason" and organize["renameByName"]["team"] == "Team"
+    assert organize["excludeByName"][f"Value #{reason}"] is True  # always 1: the label is the content
+    health = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Health")
+    (mapping,) = next(p["value"] for p in health["properties"] if p["id"] == "mappings")
+    assert {k: v["text"] for k, v in mapping["options"].items()} == {"0": "Unhealthy", "1": "Healthy"}
+
+
+def test_memory_against_limit_compares_bytes_with_both_limits(dash: dict[str, Any]) -> None:
+    memory = panels(dash)["Memory against limit"]
+    assert memory["fieldConfig"]["defaults"]["unit"] == "bytes"
+    exprs = [t["expr"] for t in memory["targets"]]
+    used = [e for e in exprs if e.startswith("agent_memory_kb{")]
+    assert len(used) == 1 and "* 1024" in used[0]  # KiB -> bytes, like the limits
+    assert {names_in(e).pop() for e in exprs if e not in used} == {"agent_memory_max_bytes",
+                                                                   "agent_memory_high_bytes"}
+    legends = {t["legendFormat"] for t in memory["targets"]}
+    for suffix in ("MemoryMax", "MemoryHigh"):  # the dashed-line overrides match these names
+        assert any(legend.endswith(f" {suffix}") for legend in legends)
+        assert any(o["matcher"] == {"id": "byRegexp", "options": f"/ {suffix}$/"}
+                   for o in memory["fieldConfig"]["overrides"])
+
+
+def test_starts_and_oom_kills_are_increases_of_the_counters(dash: dict[str, Any]) -> None:
+    by_title = panels(dash)
+    for title, counter in (("Starts", "agent_starts_total"), ("OOM kills", "agent_oom_kills_total")):
+        (target,) = by_title[title]["targets"]
+        assert target["expr"].startswith(f"increase({counter}{{") and "[$__rate_interval])" in target["expr"]
+
+
 def test_every_query_uses_the_input_datasource(dash: dict[str, Any]) -> None:
     for panel in dash["panels"]:
         assert panel["datasource"] == DS_REF, panel["title"]
@@ -120,7 +165,8 @@ def test_template_variables_chain_instance_type_agent(dash: dict[str, Any]) -> N
 
 
 def test_every_agent_query_honours_the_variables(dash: dict[str, Any]) -> None:
-    per_agent = {"agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds", "agent_restart_count"}
+    per_agent = {"agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds", "agent_restart_count",
+                 "agent_info", *PENDING_FAMILIES}
     for panel, t in panel_targets(dash):
         expr = t["expr"]
         assert 'instance=~"$instance"' in expr, (panel["title"], expr)
@@ -129,11 +175,13 @@ def test_every_agent_query_honours_the_variables(dash: dict[str, Any]) -> None:
 
 
 def test_every_metric_the_queries_use_exists(dash: dict[str, Any]) -> None:
-    known = exported_families() | NODE_EXPORTER_FAMILIES
+    known = known_families()
     for panel, t in panel_targets(dash):
         used = names_in(t["expr"])
         assert used, (panel["title"], t["expr"])
         assert used - known == set(), (panel["title"], used - known)
+        for label, value in state_matchers(t["expr"]):
+            assert value in STATE_SETS[label], (panel["title"], t["expr"])
     for var in dash["templating"]["list"]:
         if var["type"] == "query":
             assert names_in(var["query"]) - known == set(), var["name"]
