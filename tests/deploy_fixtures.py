@@ -33,6 +33,7 @@ from devtools.stack import (
     api_get,
     load_yaml,
 )
+from textfile_writer import health
 
 PROMETHEUS_FLEET_YML = PROMETHEUS_DIR / "prometheus-fleet.yml"
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
@@ -48,24 +49,8 @@ CONFIG_EDITOR = DEPLOY / "prometheus_config.py"
 NODE_EXPORTER_FAMILIES = frozenset({"node_textfile_mtime_seconds", "node_textfile_scrape_error"})
 _METRIC_TOKEN = re.compile(r"\b(?:agents?|system)_[a-z0-9_]+\b|\bnode_[a-z0-9_]+\b")
 
-# Issue 12's diagnostics as its contract names them, which the rules and the dashboard use while the
-# writer is being taught to render them. Each name leaves this set when render() emits it
-# (test_deploy_alerts.py fails until then); agent_info is rendered already, only its config labels are new.
-PENDING_FAMILIES = frozenset({
-    "agent_last_result", "agent_last_exit_code", "agent_last_exit_signal", "agent_last_exit_timestamp_seconds",
-    "agent_starts_total", "agent_memory_max_bytes", "agent_memory_high_bytes", "agent_memory_peak_bytes",
-    "agent_memory_swap_bytes", "agent_oom_kills_total", "agent_expected_state", "agent_healthy",
-    "agent_unhealthy_reason", "agent_timer_last_trigger_timestamp_seconds",
-    "agent_timer_next_trigger_timestamp_seconds", "agent_probe_success", "agent_probe_duration_seconds",
-    "agent_probe_http_status",
-})
 # The values of the contract's state-set labels: agent_unhealthy_reason{reason} and agent_last_result{result}.
-STATE_SETS = {
-    "reason": frozenset({"down", "failed", "crash-looping", "start-limit-hit", "oom-killed", "timer-late",
-                         "probe-failing"}),
-    "result": frozenset({"success", "resources", "protocol", "timeout", "exit-code", "signal", "core-dump",
-                         "watchdog", "start-limit-hit", "oom-kill", "exec-condition", "other"}),
-}
+STATE_SETS = {"reason": frozenset(health.REASONS), "result": health.RESULTS | {health.OTHER_RESULT}}
 _STATE_MATCHER = re.compile(r'\b(reason|result)\s*=\s*"([^"]*)"')
 
 
@@ -144,7 +129,7 @@ def exported_families() -> set[str]:
 
 def known_families() -> set[str]:
     """Every family a rule or a dashboard query may use."""
-    return exported_families() | NODE_EXPORTER_FAMILIES | PENDING_FAMILIES
+    return exported_families() | NODE_EXPORTER_FAMILIES
 
 
 def metric_names(expr: str) -> set[str]:

@@ -16,8 +16,10 @@ the hardened writer timer and the server's socket on a free port.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +98,39 @@ def manager(sandbox_prerequisites: None) -> Iterator[UserManager]:
         stop_quietly(m)
 
 
-def writer_config(path: Path, textfile_dir: Path) -> Path:
+def writer_config(path: Path, textfile_dir: Path, probe_url: str) -> Path:
+    """The fleet's config; agent-gamma's health is also probed over HTTP (agent_probe_*, and the
+    writer's unit opens its network to that address: install reads the config)."""
     lines = ["scope: user", f"textfile_dir: {textfile_dir}", "interval_seconds: 1", "agents:"]
-    lines += [f"  - unit: {a.unit}\n    type: {a.type}" for a in FLEET]
+    for a in FLEET:
+        lines += [f"  - unit: {a.unit}", f"    type: {a.type}"]
+        if a.name == GAMMA:
+            lines.append(f"    probe: {{url: '{probe_url}', timeout: 500ms}}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def probed() -> Iterator[str]:
+    """An agent's health endpoint on loopback, for the probe's families."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def labels_of(results: Sequence[dict[str, Any]], label: str) -> list[str]:
@@ -117,7 +147,7 @@ def value(results: Sequence[dict[str, Any]]) -> float:
 
 
 def test_deploy_end_to_end(manager: UserManager, procs: Processes, tmp_path: Path,
-                           node_exporter_bin: str) -> None:
+                           node_exporter_bin: str, probed: str) -> None:
     prometheus_bin = need(PROMETHEUS_BIN)
     alertmanager_bin = need(ALERTMANAGER_BIN)
     started = time.monotonic()
@@ -127,7 +157,7 @@ def test_deploy_end_to_end(manager: UserManager, procs: Processes, tmp_path: Pat
     wait_until(lambda: all(manager.show(a.unit, "ActiveState")["ActiveState"] == "active"
                            for a in FLEET if a.kind == "run"), 30, "the long-running agents to be active")
     (tmp_path / "textfile").mkdir()
-    config = writer_config(tmp_path / "config.yml", tmp_path / "textfile")
+    config = writer_config(tmp_path / "config.yml", tmp_path / "textfile", probed)
     exporter = InstalledExporter(manager, config, tmp_path / "textfile" / "agents.prom")
     exporter.start()
     node = NodeExporter(procs, tmp_path / "textfile").start()

@@ -16,7 +16,6 @@ import yaml
 from deploy_fixtures import (
     DASHBOARD_JSON,
     GRAFANA_PROVISIONING,
-    PENDING_FAMILIES,
     STATE_SETS,
     dashboard,
     interpolate,
@@ -27,6 +26,8 @@ from deploy_fixtures import (
 )
 from deploy_fixtures import metric_names as names_in
 from procs import need
+
+from devtools.harness import DIAGNOSTICS
 
 DS_REF = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "6h"}
@@ -166,7 +167,7 @@ def test_template_variables_chain_instance_type_agent(dash: dict[str, Any]) -> N
 
 def test_every_agent_query_honours_the_variables(dash: dict[str, Any]) -> None:
     per_agent = {"agent_up", "agent_memory_kb", "agent_cpu_percent", "agent_uptime_seconds", "agent_restart_count",
-                 "agent_info", *PENDING_FAMILIES}
+                 "agent_info", *DIAGNOSTICS}
     for panel, t in panel_targets(dash):
         expr = t["expr"]
         assert 'instance=~"$instance"' in expr, (panel["title"], expr)
