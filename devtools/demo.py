@@ -1,7 +1,8 @@
 """`make demo`: the whole stack on loopback, live in the terminal.
 
-- 16 demo agents (13 primary, 3 support; two stopped, one failed, one crash-looping) in a real
-  systemd user manager;
+- 20 demo agents in a real systemd user manager: the reference's 16 (13 primary, 3 support; two
+  stopped, one failed, one crash-looping), and one each that is OOM-killed now and then, started by
+  a timer, at its start limit, and probed over HTTP;
 - `agent-exporter install --user --now` with a 2-second interval: the timer runs the hardened
   writer, the socket starts the server on a free loopback port;
 - node_exporter reading the writer's textfile directory;
@@ -39,7 +40,7 @@ from typing import Any
 
 from textfile_writer.install.manifest import MANIFEST
 
-from .fleet import DEMO_FLEET, config_yaml, install_fleet
+from .fleet import DEMO_FLEET, config_yaml, install_fleet, with_ports
 from .sandbox import HostUserManager, Manager, ManagerError, SandboxManager, host_manager_available, sandbox_supported
 from .stack import (
     NODE_EXPORTER,
@@ -155,13 +156,14 @@ class Demo:
         for program in (PROMETHEUS_BIN, NODE_EXPORTER):
             if shutil.which(program) is None:
                 raise StackError(f"{program} is not installed (apt-get install prometheus prometheus-node-exporter)")
-        self.config.write_text(config_yaml(str(self.textfile_dir), interval=INTERVAL))
+        fleet = with_ports(DEMO_FLEET, free_port)
+        self.config.write_text(config_yaml(str(self.textfile_dir), fleet, interval=INTERVAL))
         manager = self.start_manager()
         if (manager.unit_dir / MANIFEST).exists():
             raise ManagerError(f"agent-exporter is already installed in {manager.unit_dir}; the demo leaves it alone")
-        print(f"installing {len(DEMO_FLEET)} demo agents (13 primary, 3 support; 2 stopped, 1 failing, "
-              "1 crash-looping)")
-        install_fleet(manager)
+        print(f"installing {len(fleet)} demo agents (17 primary, 3 support; 2 stopped, 1 failing, 1 crash-looping, "
+              "1 OOM-killed now and then, 1 started by a timer, 1 at its start limit, 1 probed over HTTP)")
+        install_fleet(manager, fleet)
 
         port = free_port()
         install = ["install", "--user", "--now", "--config", str(self.config),  # its interval_seconds: 2

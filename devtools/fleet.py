@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from .sandbox import Manager
 
@@ -24,23 +25,45 @@ _AGENT = (
 class DemoAgent:
     name: str
     type: str
-    kind: str = "run"  # run | stopped | failed | crashloop
+    # run | stopped | failed | crashloop, and issue 12's cases: oom (a child outgrows MemoryMax every
+    # 20 s; the kernel kills it), timer (a oneshot every 30 s), limit (hits its start limit), http (answers
+    # on `port`, probed by the writer)
+    kind: str = "run"
     mb: int = 0
     busy: float = 0.0
+    port: int = 0
 
     @property
     def unit(self) -> str:
         return f"{self.name}.service"
 
+    @property
+    def timer(self) -> str | None:
+        return f"{self.name}.timer" if self.kind == "timer" else None
+
     def unit_text(self) -> str:
-        desc = f"[Unit]\nDescription=agent-exporter demo agent {self.name}\nStartLimitIntervalSec=0\n\n[Service]\n"
+        limit = "StartLimitBurst=3\nStartLimitIntervalSec=1h\n" if self.kind == "limit" else "StartLimitIntervalSec=0\n"
+        desc = f"[Unit]\nDescription=agent-exporter demo agent {self.name}\n{limit}\n[Service]\n"
         if self.kind == "crashloop":
             return desc + "ExecStart=/bin/sh -c 'sleep 1; exit 1'\nRestart=always\nRestartSec=200ms\n"
         if self.kind == "failed":
             return desc + "ExecStart=/bin/sh -c 'exit 3'\n"
+        if self.kind == "limit":  # exits 0 at once and is restarted until systemd refuses: start-limit-hit
+            return desc + "ExecStart=/bin/true\nRestart=always\nRestartSec=100ms\n"
+        if self.kind == "timer":
+            return desc + "Type=oneshot\nExecStart=/bin/sh -c 'sleep 2'\n"
+        if self.kind == "oom":
+            child = f"{sys.executable} -c \\\"bytearray(128 << 20)\\\""
+            return desc + (f"MemoryMax=32M\nMemorySwapMax=0\n"
+                           f"ExecStart=/bin/sh -c 'while :; do {child}; sleep 20; done'\n")
+        if self.kind == "http":
+            return desc + f"ExecStart={sys.executable} -m http.server --bind 127.0.0.1 {self.port}\n"
         if self.mb or self.busy:
             return desc + f"ExecStart={sys.executable} -c {_quote(_AGENT.format(mb=self.mb, busy=self.busy))}\n"
         return desc + "ExecStart=/bin/sleep infinity\n"
+
+    def timer_text(self) -> str:
+        return "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=30s\n"
 
 
 def _quote(code: str) -> str:
@@ -65,21 +88,36 @@ DEMO_FLEET = (
     DemoAgent("agent-metrics", "support", mb=6),
     DemoAgent("agent-backup", "support", kind="stopped"),
     DemoAgent("agent-notify", "support"),
+    # issue 12's cases, beside the reference's 16
+    DemoAgent("agent-embedder", "primary", kind="oom"),
+    DemoAgent("agent-reports", "primary", kind="timer"),
+    DemoAgent("agent-webhook", "primary", kind="limit"),
+    DemoAgent("agent-gateway", "primary", kind="http"),
 )
 
 
+def with_ports(fleet: tuple[DemoAgent, ...], free_port: Callable[[], int]) -> tuple[DemoAgent, ...]:
+    """The fleet with a loopback port picked for each agent that answers HTTP."""
+    return tuple(replace(a, port=free_port()) if a.kind == "http" else a for a in fleet)
+
+
 def install_fleet(manager: Manager, fleet: tuple[DemoAgent, ...] = DEMO_FLEET) -> None:
-    """Install every agent's unit and start all but the stopped ones."""
+    """Install every agent's unit (and timer) and start all but the stopped ones; a timer starts its agent."""
     for agent in fleet:
         manager.install_unit(agent.unit, agent.unit_text(), reload=False)
+        if agent.timer:
+            manager.install_unit(agent.timer, agent.timer_text(), reload=False)
     manager.systemctl("daemon-reload")
-    started = [a.unit for a in fleet if a.kind != "stopped"]
+    started = [a.timer or a.unit for a in fleet if a.kind != "stopped"]
     manager.systemctl("start", "--no-block", *started)
 
 
 def config_yaml(textfile_dir: str, fleet: tuple[DemoAgent, ...] = DEMO_FLEET, interval: float = 10) -> str:
     support = [a for a in fleet if a.type == "support"]
+    probed = [a for a in fleet if a.kind == "http" and a.type != "support"]
     lines = ["scope: user", f"textfile_dir: {textfile_dir}", f"interval_seconds: {interval:g}", "agents:"]
     lines += [f"  - unit: {a.unit}\n    type: support" for a in support]
+    lines += [f"  - unit: {a.unit}\n    type: {a.type}\n    probe: {{url: 'http://127.0.0.1:{a.port}/'}}"
+              for a in probed]
     lines += ['  - pattern: "agent-*.service"', "    type: primary"]
     return "\n".join(lines) + "\n"

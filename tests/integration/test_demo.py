@@ -34,6 +34,7 @@ from procs import http_get, need, wait_until
 
 from devtools.demo import Interrupted
 from devtools.fleet import DEMO_FLEET
+from devtools.harness import parse_metrics
 from devtools.stack import PROMETHEUS_BIN, REPO
 
 pytestmark = pytest.mark.integration
@@ -194,6 +195,17 @@ def test_demo_runs_the_whole_stack_and_cleans_up(adopted: Callable[[], dict[int,
         assert b"AgentDown" in pages[alerts][1] and b"AgentCrashLooping" in pages[alerts][1]  # the shipped rules
         assert b"node_textfile_mtime_seconds" in pages[node][1] and b"\nnode_load1 " in pages[node][1]
         assert b"agent-exporter" in pages[server][1]
+        # issue 12's demo agents, as node_exporter serves the writer's file
+        served = parse_metrics(pages[node][1].decode())
+
+        def labelled(family: str, agent: str, label: str) -> set[str]:
+            return {dict(k[1])[label] for k in served if k[0] == family and dict(k[1]).get("agent") == agent}
+
+        assert labelled("agent_expected_state", "agent-reports", "expected") == {"timer"}
+        assert labelled("agent_unhealthy_reason", "agent-docs", "reason") == {"failed"}
+        assert labelled("agent_unhealthy_reason", "agent-reports", "reason") == set()  # its timer runs it
+        assert labelled("agent_probe_success", "agent-gateway", "agent") == {"agent-gateway"}
+        assert labelled("agent_oom_kills_total", "agent-embedder", "agent") == {"agent-embedder"}
         returncode = demo.wait()
     finally:
         demo.wait(10)
@@ -207,7 +219,7 @@ def test_demo_runs_the_whole_stack_and_cleans_up(adopted: Callable[[], dict[int,
     for snap in snapshots:
         rows = TABLE_ROW.findall(snap)
         assert sorted((name, type_) for name, type_, _ in rows) == sorted((a.name, a.type) for a in DEMO_FLEET), snap
-        assert re.search(r"^\d+/16 agents running$", snap, re.M), snap
+        assert re.search(rf"^\d+/{len(DEMO_FLEET)} agents running$", snap, re.M), snap
         assert PROMETHEUS_LINE.search(snap), snap
         assert re.search(r"^Alerts firing: ", snap, re.M) and re.search(r"^Alerts pending: ", snap, re.M)
         assert re.search(r"^\d\d:\d\d:\d\d  \$ agent-exporter status .*the timer rewrote agents.prom", snap, re.M)
@@ -216,7 +228,8 @@ def test_demo_runs_the_whole_stack_and_cleans_up(adopted: Callable[[], dict[int,
                                                                                          "failed")
     up = [m.groups() for snap in snapshots if (m := PROMETHEUS_LINE.search(snap))]
     assert ("2", "2", "agent-monitoring up, node up") in [g[:3] for g in up], up
-    assert any(g[4] == "16" and g[3] not in ("?", "16") for g in up), up  # agents_total 16, some down
+    total = str(len(DEMO_FLEET))
+    assert any(g[4] == total and g[3] not in ("?", total) for g in up), up  # agents_total, some down
 
     assert_nothing_left(out, adopted, {"node_exporter", "Prometheus", "systemd --user"})
     assert time.monotonic() - started < 120
