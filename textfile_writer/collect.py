@@ -118,11 +118,12 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
                                change_driven.cache, boot)
         explicit_props, discovered = answer.explicit, answer.discovered
     agents, problems = resolve_agents(config, explicit_props, discovered)
-    timers = _timers(config.scope, agents, runner, timeout, problems)
+    timed = {agent.unit: t for agent, props in agents if (t := _timer_of(agent, props))}
+    timers = _timers(config.scope, sorted(set(timed.values())), runner, timeout, problems)
     probes = _probe(agents, config.interval_seconds)  # before the clock is read: CPU % is per elapsed time
     host, host_problems = read_host(config.disk_path, proc_root)
     unit = _UnitRun(previous, cgroupfs, clock.monotonic_ns(), clock.wall(), os.cpu_count() or 1,
-                    host.swap_total_bytes != 0, config.interval_seconds, timers, probes)
+                    host.swap_total_bytes != 0, config.interval_seconds, timed, timers, probes)
     samples: list[AgentSample] = []
     counters: dict[str, state.Counter] = {}
     for agent, props in agents:
@@ -148,7 +149,8 @@ class _UnitRun(NamedTuple):
     cpus: int
     swap: bool  # the host has swap: agents' swap is worth reading
     interval: float
-    timers: dict[str, dict[str, str]]  # the timers behind timer-started agents, by Id
+    timer_of: dict[str, str]  # unit -> the timer that may start it (_timer_of)
+    timers: dict[str, dict[str, str]]  # those timers' properties, by Id
     probes: dict[str, ProbeResult]  # by unit, for agents with a probe
 
     def wall(self, monotonic_us: int | None) -> float | None:
@@ -156,10 +158,9 @@ class _UnitRun(NamedTuple):
         return None if not monotonic_us else self.now_wall - (self.now_ns / 1e3 - monotonic_us) / 1e6
 
 
-def _timers(scope: str, agents: Sequence[tuple[Agent, UnitProperties]], runner: Runner, timeout: float,
+def _timers(scope: str, names: Sequence[str], runner: Runner, timeout: float,
             problems: list[str]) -> dict[str, dict[str, str]]:
     """One `show` of the timers that may start agents (none asked when no agent may have one)."""
-    names = sorted({t for agent, props in agents if (t := _timer_of(agent, props))})
     if not names:
         return {}
     try:
@@ -252,7 +253,7 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     ooms, oom_raw, oom_time, oom_mark = health.count_ooms(before, invocation, oom_raw, result, exit_us, now_wall,
                                                           cgroupfs.counts_ooms)
 
-    timer_name = _timer_of(agent, props)
+    timer_name = run.timer_of.get(agent.unit)
     timer = None if timer_name is None else run.timers.get(timer_name)
     if timer is not None and timer.get("LoadState") in ("not-found", "", None):
         timer_name = timer = None  # a oneshot without a timer of its name

@@ -125,7 +125,7 @@ class Config(NamedTuple):
             source=str(data["source"]),
             agents=tuple(AgentSpec(type=str(a["type"]), unit=a.get("unit"),
                                    pattern=a.get("pattern"), name=a.get("name"), expect=a.get("expect"),
-                                   labels=tuple((str(k), str(v)) for k, v in a.get("labels", ())),
+                                   labels=tuple((str(k), str(v)) for k, v in a["labels"]) if "labels" in a else (),
                                    probe=Probe(*a["probe"]) if "probe" in a else None)
                          for a in data["agents"]),
         )

@@ -356,10 +356,12 @@ def parse_show(text: str) -> list[dict[str, str]]:
 def uint(props: UnitProperties, key: str) -> int | None:
     """An unsigned property, or None when systemd does not know it (unset, infinity, 2^64-1)."""
     value = props.get(key)
-    if value is None:
+    # "", "[not set]", "[no data]", "infinity" without raising (an exception costs a microsecond, and
+    # a run parses a dozen of these per agent, two of them "infinity" on most units)
+    if not value or not value[0].isdigit():
         return None
     try:
-        number = int(value)  # the common case first: a run parses five of these per agent
+        number = int(value)
     except ValueError:
-        return None  # "", "[not set]", "[no data]", "infinity"
-    return number if 0 <= number < _UINT64_MAX else None
+        return None
+    return number if number < _UINT64_MAX else None

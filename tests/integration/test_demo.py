@@ -168,8 +168,14 @@ class Demo:
             raise AssertionError(f"the demo did not exit in {timeout:g}s; it printed:\n{self.out[-4000:]}") from None
         finally:
             if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
+                # SIGTERM first: the demo then stops its manager, agents and servers (a SIGKILL would
+                # leave them running, as a failed assertion before this once did)
+                self.proc.terminate()
+                try:
+                    self.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
             self.reader.join(10)
 
 
