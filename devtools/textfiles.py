@@ -31,6 +31,13 @@ class Agent:
     uptime_seconds: float = 3600.0
     restarts: int = 0
     tasks: int = 4
+    # Health (issue 12): why it is unhealthy, and what the words for it are made of
+    reason: str | None = None
+    result: str | None = None
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    exited_ago: float | None = None  # seconds before the file's time that its main process exited
+    recent_starts: int = 0
 
     def sample(self, now: float) -> AgentSample:
         return AgentSample(
@@ -39,7 +46,10 @@ class Agent:
             cpu_seconds=None if self.cpu_percent is None else round(self.cpu_percent * 36, 3),
             cpu_percent=self.cpu_percent, uptime_seconds=self.uptime_seconds,
             start_time_seconds=now - self.uptime_seconds if self.uptime_seconds else None,
-            restarts=self.restarts, tasks=self.tasks)
+            restarts=self.restarts, tasks=self.tasks, reason=self.reason, result=self.result,
+            exit_code=self.exit_code, exit_signal=self.exit_signal,
+            exit_time_seconds=None if self.exited_ago is None else now - self.exited_ago,
+            recent_starts=self.recent_starts)
 
 
 def fleet() -> list[Agent]:

@@ -59,7 +59,9 @@ def write(**values: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="output format")
 def status(fmt: str, **values: Any) -> None:
-    """Show what the writer sees now: agent, type, state, CPU %, memory, uptime, restarts.
+    """Show what the writer sees now: agent, type, state, CPU %, memory, uptime, restarts, health.
+
+    HEALTH is 'ok' or why not, in words; an unhealthy row is marked '!'.
 
     CPU % is measured since the writer's last run (its state directory); '-' when unknown.
     Nothing is written.

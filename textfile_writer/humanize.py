@@ -36,6 +36,17 @@ def duration(seconds: float | None, missing: str = "-") -> str:
     return f"{s}s"
 
 
+def span(seconds: float | None, missing: str = "-") -> str:
+    """Seconds as one coarse unit, rounded down, for phrases such as '2 min ago': '5 s', '2 min',
+    '1 h', '3 d'."""
+    if seconds is None or not _known(seconds) or seconds < 0:
+        return missing
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
 def percent(value: float | None, missing: str = "-", suffix: str = "") -> str:
     return f"{value:.1f}{suffix}" if value is not None and _known(value) else missing
 

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -340,6 +341,18 @@ def test_status_json_agrees_with_systemd(user_manager: UserManager, fleet: Fleet
     memory = agents[label[fleet.memory]]["memory_kb"]
     assert abs(memory - int(after[fleet.memory]["MemoryCurrent"]) / 1024) < 0.1 * memory
     assert set(report["host"]) >= {"memory_total_kb", "memory_used_kb", "disk_total_kb", "disk_used_kb"}
+    # health, in words (healthtext.py): the failed unit ran `exit 1`, the stopped one never started
+    failed = agents[label[fleet.failed]]
+    assert (failed["healthy"], failed["reason"], failed["result"], failed["exit_code"]) == \
+        (False, "failed", "exit-code", 1)
+    assert re.fullmatch(r"failed: exit code 1, \d+ (s|min|h) ago", failed["reason_text"]), failed
+    assert (agents[label[fleet.running]]["healthy"], agents[label[fleet.running]]["reason_text"]) == (True, "ok")
+    assert agents[label[fleet.stopped]]["reason_text"] == "down"
+    assert report["agents_healthy"] == sum(a["healthy"] for a in agents.values())
+    table = user_manager.run([EXE, "status", *work.args()], check=False)
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if line.startswith(label[fleet.failed] + " "))
+    assert re.search(r"  !  failed: exit code 1, \d+ (s|min|h) ago$", row), table.stdout
     assert not work.prom.exists()  # status writes nothing
 
 

@@ -172,7 +172,7 @@ class App:
             problem = self._verdict(snap, now)[1]
         page = render_page(None if snap is None else snap.summary, textfile=self.cache.path,
                            age_seconds=age, stale_after=self.stale_after, problem=problem,
-                           version=f"agent-exporter {__version__}")
+                           version=f"agent-exporter {__version__}", now=now)
         return Response(200, (("Content-Type", "text/html; charset=utf-8"),
                               ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
                               ("X-Frame-Options", "deny"), ("Referrer-Policy", "no-referrer"),

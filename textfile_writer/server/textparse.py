@@ -1,14 +1,16 @@
 """The writer's textfile read back: the inverse of metrics.render for what the server shows.
 
 Only the families the landing page and /health use are read (per-agent up, state, CPU, memory,
-uptime and restarts; the run's scalars); anything else, or anything not understood, is skipped, so
-a hand-edited or foreign file never breaks the page.
+uptime and restarts, health and what its words are made of; the run's scalars); anything else, or
+anything not understood, is skipped, so a hand-edited or foreign file never breaks the page.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from ..healthtext import Facts
 
 # name{labels} value — labels are name="value" pairs with \\, \" and \n escapes.
 _SAMPLE = re.compile(
@@ -21,7 +23,14 @@ _ESCAPE = re.compile(r"\\(.)")
 _PER_AGENT = {
     "agent_up": "up", "agent_cpu_percent": "cpu_percent", "agent_memory_kb": "memory_kb",
     "agent_uptime_seconds": "uptime_seconds", "agent_restart_count": "restarts",
+    "agent_healthy": "healthy", "agent_last_exit_code": "exit_code", "agent_last_exit_signal": "exit_signal",
+    "agent_last_exit_timestamp_seconds": "exit_time", "agent_recent_starts": "recent_starts",
+    "agent_last_oom_kill_timestamp_seconds": "oom_time", "agent_timer_last_trigger_timestamp_seconds": "timer_last",
+    "agent_probe_http_status": "probe_status",
 }
+# Families whose value is 1 for one label value: the family, and that label's name.
+_LABELLED = {"agent_state": "state", "agent_last_result": "result", "agent_unhealthy_reason": "reason",
+             "agent_expected_state": "expected"}
 _SCALARS = frozenset({
     "agents_running_total", "agents_total", "agent_exporter_last_success_timestamp_seconds",
     "agent_exporter_collect_errors",
@@ -33,7 +42,7 @@ class _Row:
     name: str
     type: str
     values: dict[str, float] = field(default_factory=dict)
-    state: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # from the _LABELLED families
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,9 @@ class AgentRow:
     memory_kb: float | None
     uptime_seconds: float | None
     restarts: float | None
+    healthy: bool | None  # None when the file says nothing of health (an older writer's)
+    expected: str | None  # agent_expected_state
+    health: Facts  # what healthtext.describe words; its reason None while healthy
 
     @property
     def shown_state(self) -> str:
@@ -94,7 +106,7 @@ def parse_textfile(data: bytes) -> TextfileSummary:
         if name in _SCALARS and not label_text:
             scalars[name] = value
             continue
-        if name not in _PER_AGENT and name != "agent_state":
+        if name not in _PER_AGENT and name not in _LABELLED:
             continue
         labels = {k: _unescape(v) for k, v in _LABEL.findall(label_text or "")}
         if "agent" not in labels:
@@ -103,18 +115,25 @@ def parse_textfile(data: bytes) -> TextfileSummary:
         row = rows.get(key)
         if row is None:
             row = rows[key] = _Row(*key)
-        if name == "agent_state":
-            if value == 1 and "state" in labels:
-                row.state = labels["state"]
+        if name in _LABELLED:
+            if value == 1 and _LABELLED[name] in labels:
+                row.labels[_LABELLED[name]] = labels[_LABELLED[name]]
         else:
             row.values[_PER_AGENT[name]] = value
-    agents = tuple(
-        AgentRow(
-            name=r.name, type=r.type, state=r.state,
-            up=None if "up" not in r.values else r.values["up"] == 1,
-            cpu_percent=r.values.get("cpu_percent"), memory_kb=r.values.get("memory_kb"),
-            uptime_seconds=r.values.get("uptime_seconds"), restarts=r.values.get("restarts"),
-        )
-        for r in rows.values()
+    return TextfileSummary(tuple(_agent(r) for r in rows.values()), scalars)
+
+
+def _agent(r: _Row) -> AgentRow:
+    v, reason = r.values, r.labels.get("reason")
+    # Unhealthy when either family says so: a reason without agent_healthy 0 is still a reason.
+    healthy = None if "healthy" not in v and reason is None else v.get("healthy") == 1 and reason is None
+    return AgentRow(
+        name=r.name, type=r.type, state=r.labels.get("state"),
+        up=None if "up" not in v else v["up"] == 1,
+        cpu_percent=v.get("cpu_percent"), memory_kb=v.get("memory_kb"),
+        uptime_seconds=v.get("uptime_seconds"), restarts=v.get("restarts"),
+        healthy=healthy, expected=r.labels.get("expected"),
+        health=Facts(reason or ("unhealthy" if healthy is False else None), r.labels.get("result"),
+                     v.get("exit_code"), v.get("exit_signal"), v.get("exit_time"), v.get("recent_starts"),
+                     v.get("oom_time"), v.get("timer_last"), v.get("probe_status")),
     )
-    return TextfileSummary(agents, scalars)

@@ -9,18 +9,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devtools.textfiles import fleet, render
+from textfile_writer import health
+from textfile_writer.healthtext import Facts, describe
 from textfile_writer.metrics import render as render_snapshot
 from textfile_writer.model import STATES, UP_STATES, AgentSample
+from textfile_writer.report import facts
 from textfile_writer.server.textparse import AgentRow, parse_textfile
 
 
+def _ms(t: float | None) -> float | None:
+    return None if t is None else round(t, 3)
+
+
 def expected_row(a: AgentSample) -> AgentRow:
-    """What the page should show for an agent the writer rendered: every value it wrote (uptime to the
-    millisecond, as metrics.py writes it), nothing else."""
+    """What the page should show for an agent the writer rendered: every value it wrote (times to the
+    millisecond, as metrics.py writes them), nothing else."""
     return AgentRow(name=a.name, type=a.type, state=a.state, up=a.state in UP_STATES,
                     cpu_percent=a.cpu_percent, memory_kb=None if a.memory_bytes is None else a.memory_bytes / 1024,
                     uptime_seconds=round(a.uptime_seconds, 3),
-                    restarts=None if a.restarts is None else float(a.restarts))
+                    restarts=None if a.restarts is None else float(a.restarts),
+                    healthy=a.reason is None, expected=a.expected,
+                    health=Facts(a.reason, a.result, a.exit_code, a.exit_signal, _ms(a.exit_time_seconds),
+                                 a.recent_starts or None, _ms(a.oom_time_seconds),
+                                 _ms(a.timer_last_seconds) if a.timer else None, a.probe_status))
 
 
 def rows_by_key(rows: tuple[AgentRow, ...]) -> dict[tuple[str, str], AgentRow]:
@@ -72,8 +83,28 @@ def agents(draw: st.DrawFn) -> tuple[AgentSample, ...]:
         restarts = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)))
         out.append(agent(name, type=draw(_names), state=draw(st.sampled_from(STATES)), memory_bytes=memory,
                          cpu_percent=draw(_optional_number), uptime_seconds=draw(st.floats(0, 1e9)),
-                         restarts=restarts))
+                         restarts=restarts, **draw(health_fields())))
     return tuple(out)
+
+
+_NOW = 1795486400.5  # builders.snapshot's timestamp
+_optional_int = st.one_of(st.none(), st.integers(min_value=0, max_value=255))
+# Times a whole number of seconds before the snapshot: the file keeps milliseconds, so an age is the
+# same whether counted from the sample or from the file.
+_optional_time = st.one_of(st.none(), st.integers(min_value=0, max_value=10**7).map(lambda ago: _NOW - ago))
+
+
+@st.composite
+def health_fields(draw: st.DrawFn) -> dict[str, object]:
+    timer = draw(st.one_of(st.none(), _names))
+    return {
+        "reason": draw(st.one_of(st.none(), st.sampled_from(health.REASONS))),
+        "result": draw(st.one_of(st.none(), st.sampled_from(sorted(health.RESULTS | {health.OTHER_RESULT})))),
+        "exit_code": draw(_optional_int), "exit_signal": draw(_optional_int), "exit_time_seconds": draw(_optional_time),
+        "recent_starts": draw(st.integers(min_value=0, max_value=16)), "oom_time_seconds": draw(_optional_time),
+        "expected": draw(st.sampled_from(health.EXPECTATIONS)), "timer": timer,
+        "timer_last_seconds": draw(_optional_time), "probe_status": draw(st.one_of(st.none(), st.integers(100, 599))),
+    }
 
 
 @settings(max_examples=200, deadline=None)
@@ -84,6 +115,17 @@ def test_round_trip_render_then_parse_gives_the_same_agents(sampled: tuple[Agent
     assert summary.scalars["agents_total"] == len(sampled)
     assert summary.scalars["agents_running_total"] == sum(a.state in UP_STATES for a in sampled)
     assert summary.last_success is not None and math.isfinite(summary.last_success)
+
+
+@settings(max_examples=200, deadline=None)
+@given(agents())
+def test_the_page_words_health_as_status_does(sampled: tuple[AgentSample, ...]) -> None:
+    """Through the file and back, the landing page's words for each agent are `status`'s."""
+    now = _NOW + 7
+    summary = parse_textfile(render_snapshot(snapshot(*sampled)).encode())
+    page = {(r.name, r.type): describe(r.health, now) for r in summary.agents}
+    assert page == {(a.name, a.type): describe(facts(a)._replace(timer_last=a.timer_last_seconds if a.timer else None),
+                                               now) for a in sampled}
 
 
 def test_round_trip_of_the_fleet_the_server_tests_serve() -> None:
