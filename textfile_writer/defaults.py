@@ -86,3 +86,8 @@ def split_listen_address(address: str) -> tuple[str, int]:
     elif ":" in host:
         raise ValueError("write an IPv6 address in brackets, e.g. [::1]:9200")
     return host, int(port_text)
+
+# An agent is crash-looping after CRASH_LOOP_STARTS starts within CRASH_LOOP_WINDOW seconds
+# (health.py decides it; status and the landing page say "6 starts in 10 min").
+CRASH_LOOP_STARTS = 5
+CRASH_LOOP_WINDOW = 600.0

@@ -18,6 +18,7 @@ A reboot keeps the total and adds what the new boot's systemd reports.
 
 from __future__ import annotations
 
+from .defaults import CRASH_LOOP_STARTS, CRASH_LOOP_WINDOW
 from .model import UP_STATES
 from .state import Counter
 
@@ -33,9 +34,6 @@ EXPECTATIONS = ("running", "oneshot", "timer", "stopped")
 # Why an agent is unhealthy, the first that applies in this order.
 REASONS = ("oom-killed", "start-limit-hit", "crash-looping", "failed", "down", "running", "timer-late",
            "probe-failing")
-# Crash-looping: at least CRASH_LOOP_STARTS starts within the last CRASH_LOOP_WINDOW seconds.
-CRASH_LOOP_STARTS = 5
-CRASH_LOOP_WINDOW = 600.0
 _RECENT_KEPT = 16  # start times kept: enough to tell CRASH_LOOP_STARTS, bounded whatever happens
 # A timer is late when its last trigger is older than its period (next - last) plus this margin,
 # or the writer's interval times three when that is longer.

@@ -9,11 +9,8 @@ health.REASONS; a reason this module does not know is shown as it is.
 from __future__ import annotations
 
 from . import humanize
+from .defaults import CRASH_LOOP_WINDOW
 from .records import NamedTuple
-
-CRASH_LOOP_WINDOW = 600.0
-"""health.CRASH_LOOP_WINDOW, for the words "6 starts in 10 min": the server may not import health.py,
-so the number is here too, and tests/unit/test_healthtext.py fails when the two differ."""
 
 HEALTHY = "ok"
 

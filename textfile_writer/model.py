@@ -39,7 +39,7 @@ class AgentSample(NamedTuple):
     exit_signal: int | None = None  # the signal that killed it, when one did
     exit_time_seconds: float | None = None  # Unix time the main process last exited
     starts: int | None = None  # agent_starts_total
-    recent_starts: int = 0  # starts within health.CRASH_LOOP_WINDOW
+    recent_starts: int = 0  # starts within defaults.CRASH_LOOP_WINDOW
     # Memory limits and OOM kills
     memory_max_bytes: int | None = None
     memory_high_bytes: int | None = None

@@ -44,7 +44,7 @@ class Counter(NamedTuple):
     oom_raw: int | None = None  # the cgroup's own oom_kill count when last read (this invocation)
     oom_time: float | None = None  # Unix time of the last OOM kill counted
     oom_mark: str = ""  # the Result=oom-kill already counted: "<invocation>@<exit us>"
-    recent: tuple[float, ...] = ()  # Unix times of the starts within health.CRASH_LOOP_WINDOW
+    recent: tuple[float, ...] = ()  # Unix times of the starts within defaults.CRASH_LOOP_WINDOW
 
     def across_boot(self) -> Counter:
         """What survives a reboot: the writer's own counters."""

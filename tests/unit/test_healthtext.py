@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from textfile_writer import health
-from textfile_writer.healthtext import CRASH_LOOP_WINDOW, SIGNALS, Facts, cause, describe, signal_text
+from textfile_writer.healthtext import SIGNALS, Facts, cause, describe, signal_text
 
 NOW = 1795486400.0
 
@@ -50,11 +50,6 @@ def test_every_reason_the_writer_gives_is_worded() -> None:
     assert bare == {"oom-killed": "OOM-killed", "start-limit-hit": "start-limit-hit", "crash-looping": "crash-looping",
                     "failed": "failed", "down": "down", "running": "running (expected stopped)",
                     "timer-late": "timer late: no run yet", "probe-failing": "probe failing: no HTTP answer"}
-
-
-def test_the_window_is_the_one_health_counts_in() -> None:
-    """healthtext keeps its own copy (the server may not import health.py): they must agree."""
-    assert CRASH_LOOP_WINDOW == health.CRASH_LOOP_WINDOW
 
 
 def test_the_signal_table_agrees_with_the_signal_module() -> None:
