@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 _INF = float("inf")
+_EXACT = float(2**53)  # floats below this in magnitude are whole numbers exactly when is_integer()
 
 # (the sample's labels, rendered: `agent="x",type="y"`, or "" for none; its value or None for absent).
 # Labels are rendered once per agent and reused by every family: at 1000 agents that is most of
@@ -36,8 +37,11 @@ def labels(**pairs: str) -> str:
 
 
 def format_value(value: float | int) -> str:
-    if type(value) is int:  # the common case first: render runs ~15 times per agent
+    kind = type(value)
+    if kind is int:  # the common cases first: render runs ~20 times per agent
         return str(value)
+    if kind is float and -_EXACT < value < _EXACT:  # finite (NaN compares false)
+        return str(int(value)) if float.is_integer(value) else repr(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
@@ -66,6 +70,14 @@ def _kb(value: int | None) -> float | int | None:
         return None
     # Memory comes in whole pages: an int is formatted without a float's checks (same text).
     return value // 1024 if value % 1024 == 0 else value / 1024
+
+
+# agent_state's six lines of one agent, for each state it can be in, its labels left as \0: one
+# replace() an agent instead of six formatted lines.
+_STATE_LINES = {
+    current: "\n".join(f'agent_state{{\0,state="{s}"}} {"1" if s == current else "0"}' for s in STATES)
+    for current in STATES}
+_STATE_NONE = "\n".join(f'agent_state{{\0,state="{s}"}} 0' for s in STATES)
 
 
 def column(name: str, kind: str, help_text: str, keys: list[str], values: Iterable[float | int | None]
@@ -118,9 +130,11 @@ def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
                 "The agent unit's MemoryHigh; no sample when unlimited.",
                 keys, [a.memory_high_bytes for a in agents]),
         *column("agent_memory_peak_bytes", "gauge",
-                "The most memory the agent's cgroup has used; no sample where the cgroup does not keep it.",
+                "The most memory the agent's cgroup has used, for agents with a MemoryMax or MemoryHigh; no "
+                "sample where the cgroup does not keep it.",
                 keys, [a.memory_peak_bytes for a in agents]),
-        *column("agent_memory_swap_bytes", "gauge", "Swap used by the agent's cgroup.",
+        *column("agent_memory_swap_bytes", "gauge",
+                "Swap used by the agent's cgroup; no sample on a host without swap.",
                 keys, [a.swap_bytes for a in agents]),
         *column("agent_oom_kills_total", "counter",
                 "Processes of the agent killed by the kernel's OOM killer; no sample where the host cannot tell.",
@@ -160,7 +174,8 @@ def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
 
 def render(snap: Snapshot) -> str:
     agents = sorted(snap.agents, key=lambda a: (a.name, a.unit))
-    keys = [labels(agent=a.name, type=a.type) for a in agents]
+    esc = escape_label
+    keys = [f'agent="{esc(a.name)}",type="{esc(a.type)}"' for a in agents]
     host = snap.host
     load = host.load
     out: list[str] = []
@@ -201,8 +216,7 @@ def render(snap: Snapshot) -> str:
                    for i, p in enumerate(("1m", "5m", "15m"))])
     # Six lines an agent, the most of any family: written out directly.
     out += header("agent_state", "gauge", "1 for the agent unit's current ActiveState, 0 for the others.")
-    out += [f'agent_state{{{key},state="{s}"}} {"1" if a.state == s else "0"}'
-            for key, a in zip(keys, agents, strict=True) for s in STATES]
+    out += [_STATE_LINES.get(a.state, _STATE_NONE).replace("\0", key) for key, a in zip(keys, agents, strict=True)]
     out += column("agent_cpu_seconds_total", "counter",
                   "CPU time used by the agent's cgroup, in seconds.",
                   keys, [a.cpu_seconds for a in agents])
@@ -213,8 +227,8 @@ def render(snap: Snapshot) -> str:
                   keys, [None if a.start_time_seconds is None else round(a.start_time_seconds, 3) for a in agents])
     out += column("agent_info", "gauge",
                   "The systemd unit behind each agent, and the labels its configuration gives it; always 1.",
-                  [f"{key},{labels(unit=a.unit, scope=a.scope, **dict(a.labels))}"
-                   for key, a in zip(keys, agents, strict=True)],
+                  [f'{key},unit="{esc(a.unit)}",scope="{esc(a.scope)}"'
+                   + (f",{labels(**dict(a.labels))}" if a.labels else "") for key, a in zip(keys, agents, strict=True)],
                   [1] * len(agents))
     out += _diagnostics(keys, agents)
     out += family("agent_exporter_last_success_timestamp_seconds", "gauge",

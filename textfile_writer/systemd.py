@@ -269,7 +269,13 @@ def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
     by Id, once each. Blocks are indexed by name first: thousands of agents stay linear."""
     by_name: dict[str, list[int]] = {}
     for i, block in enumerate(blocks):
-        for name in (block.get("Id", ""), *split_names(block.get("Names", ""))):
+        unit = block.get("Id", "")
+        names = block.get("Names", "")
+        if names == unit:  # no alias, as nearly every unit: its Id alone
+            if unit:
+                by_name.setdefault(unit, []).append(i)
+            continue
+        for name in (unit, *split_names(names)):
             if name:
                 indexes = by_name.setdefault(name, [])
                 if not indexes or indexes[-1] != i:  # the Id is among the Names too: once a block
@@ -278,7 +284,11 @@ def match_blocks(explicit: Sequence[str], blocks: list[dict[str, str]]
     seen_ids: set[str] = set()
     mine: list[dict[str, str]] = []
     for unit in explicit:
-        found = next((j for j in by_name.get(unit, ()) if j not in used), None)
+        found = None
+        for j in by_name.get(unit, ()):
+            if j not in used:
+                found = j
+                break
         if found is None:
             raise SystemdError(f"systemctl show gave no answer for {unit}")
         used.add(found)

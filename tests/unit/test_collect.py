@@ -107,3 +107,29 @@ def test_host_problem_is_counted(tmp_path: Path) -> None:
     assert any("gone" in p for p in result.problems)
     assert result.snapshot.host.disk_total_bytes is None
     assert result.snapshot.host.memory_total_bytes is not None
+
+
+def test_each_field_of_a_sample_from_the_captured_fleet() -> None:
+    """Every AgentSample field by name (collect builds samples positionally, for speed)."""
+    agents = by_name(run())
+    failed, running, absent = agents["agent-failed"], agents["agent-running"], agents["agent-absent"]
+    props = BLOCKS["agent-failed.service"]
+    exited_us = int(props["ExecMainExitTimestampMonotonic"])
+    assert (failed.name, failed.type, failed.unit, failed.scope) == ("agent-failed", "support",
+                                                                     "agent-failed.service", "user")
+    assert (failed.state, failed.load_state, failed.memory_bytes, failed.tasks) == ("failed", "loaded", 0, 0)
+    assert (failed.result, failed.exit_code, failed.exit_signal) == ("exit-code", int(props["ExecMainStatus"]), None)
+    assert failed.exit_time_seconds == 1_800_000_000.0 - (NOW_NS / 1e3 - exited_us) / 1e6
+    assert (failed.expected, failed.reason, failed.healthy) == ("running", "failed", False)
+    assert (failed.restarts, failed.starts, failed.recent_starts) == (0, 1, 0)  # first sight: its invocation
+    assert (running.result, running.exit_code, running.exit_signal, running.exit_time_seconds) == ("success", None,
+                                                                                                 None, None)
+    assert (running.memory_max_bytes, running.memory_high_bytes) == (None, None)  # "infinity"
+    assert running.memory_peak_bytes is None  # no memory limit: the peak is not read
+    assert running.oom_kills == 0 and running.oom_time_seconds is None
+    assert (running.expected, running.reason, running.timer, running.timer_last_seconds,
+            running.timer_next_seconds) == ("running", None, None, None, None)
+    assert (running.probe_success, running.probe_duration_seconds, running.probe_status, running.labels) == (
+        None, None, None, ())
+    assert running.cpu_seconds == RUNNING_CPU_NS / 1e9 and running.uptime_seconds == 60.0
+    assert (absent.load_state, absent.result, absent.reason, absent.starts) == ("not-found", None, "down", 0)
