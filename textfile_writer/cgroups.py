@@ -51,6 +51,7 @@ class Cgroupfs:
         # hierarchy: a unit's files are opened relative to them (two path steps instead of ~8, 15%
         # of a read here). A run lives seconds; the descriptors are closed with this object.
         self._parents: dict[str, int] = {}
+        self._split: dict[str, tuple[str, str]] = {}  # relative -> (its parent, its own name)
         # Where a unit's processes are listed: cgroup2, else the v1 name=systemd hierarchy.
         self._process_trees = tuple(b for b in (self.unified, os.path.join(root, "systemd")) if b is not None)
 
@@ -65,7 +66,11 @@ class Cgroupfs:
 
     def _read(self, base: str, relative: str, name: str) -> str | None:
         """_read of base/relative/name, opened relative to the unit's parent directory."""
-        parent, _, leaf = relative[:-1].rpartition("/")
+        split = self._split.get(relative)
+        if split is None:
+            parent, _, leaf = relative[:-1].rpartition("/")
+            split = self._split[relative] = (parent, leaf)
+        parent, leaf = split
         if not leaf:
             return _read(f"{base}/{name}")
         key = f"{base}/{parent}"

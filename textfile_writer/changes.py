@@ -56,12 +56,20 @@ UnitProperties = dict[str, str]
 OOM_KILLS = "x-oom-kills"
 
 
+# A cached unit's figures read from its cgroup this run, in systemd.MEASURED's order (CPUUsageNSec,
+# MemoryCurrent, TasksCurrent); None for one systemd did not know when the unit was cached.
+Measured = tuple[int | None, int | None, int | None]
+
+
 class Answer(NamedTuple):
     explicit: list[UnitProperties]  # one block per explicit unit, in order
     discovered: list[tuple[str, UnitProperties]]  # (unit, block) for units the patterns found, by name
     cache: Cache  # what the next run may use
     shown: int  # units asked with `show` this run
     cached: int  # units answered from the cache
+    # by Id: the cached units' figures. Their blocks are the cache's own (shared, never changed) and
+    # lack systemd.MEASURED: no copy of each block and no figure made text only to be parsed again.
+    measured: dict[str, Measured]
 
 
 def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: Runner, timeout: float,
@@ -81,15 +89,17 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     entries = {} if known is None else known.units
     kept: dict[str, Entry] = {}
     cached: list[UnitProperties] = []
+    measured: dict[str, Measured] = {}
     to_show: list[str] = []
     for name in names:
         entry = entries.get(name)
-        block = None if entry is None else _from_cache(entry, listed.get(name), cgroupfs)
-        if entry is None or block is None:
+        figures = None if entry is None else _from_cache(entry, listed.get(name), cgroupfs)
+        if entry is None or figures is None:
             to_show.append(name)
         else:
             kept[name] = entry
-            cached.append(block)
+            cached.append(entry.props)
+            measured[entry.props.get("Id", name)] = figures
     shown = systemd.show(scope, to_show, runner, budget) if to_show else []
     for block in shown:
         unit = block.get("Id", "")
@@ -100,7 +110,7 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
     # Shown blocks first: for a unit asked under an alias as well, the fresh block wins.
     mine, others = systemd.match_blocks(explicit, [*shown, *cached])
     return Answer(mine, others, Cache(boot_id, scope, unit_path, files_key, files, kept),
-                  len(to_show), len(cached))
+                  len(to_show), len(cached), measured)
 
 
 def _listing_words(explicit: Sequence[str], patterns: Sequence[str]) -> list[str]:
@@ -130,20 +140,21 @@ def _installed(scope: str, patterns: Sequence[str], runner: Runner, budget: syst
     return unit_path, key, tuple(unitfiles.installed(unit_path, patterns))
 
 
-def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgroupfs) -> UnitProperties | None:
-    """The unit's block as `show` would give it now, or None when the cache cannot prove it."""
+def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgroupfs) -> Measured | None:
+    """What `show` would add to the cached block now (systemd.MEASURED, from the cgroup), or None
+    when the cache cannot prove the unit unchanged."""
     if listed != STEADY:
         return None
     cgroup = entry.props.get("ControlGroup", "")
     if cgroupfs.procs(cgroup) != entry.procs:
         return None
-    block = dict(entry.props)
-    for key in entry.measured:
-        value = _measure(cgroupfs, key, cgroup)
-        if value is None:
-            return None
-        block[key] = str(value)
-    return block
+    known = entry.measured
+    figures = (cgroupfs.cpu_ns(cgroup) if "CPUUsageNSec" in known else None,
+               cgroupfs.memory_bytes(cgroup) if "MemoryCurrent" in known else None,
+               cgroupfs.tasks(cgroup) if "TasksCurrent" in known else None)
+    if any(v is None for k, v in zip(systemd.MEASURED, figures, strict=True) if k in known):
+        return None
+    return figures
 
 
 def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:

@@ -126,8 +126,11 @@ def collect(config: Config, previous: state.State | None, runner: Runner, timeou
                     host.swap_total_bytes != 0, config.interval_seconds, timed, timers, probes)
     samples: list[AgentSample] = []
     counters: dict[str, state.Counter] = {}
+    measured = {} if answer is None else answer.measured
     for agent, props in agents:
-        sample, counters[agent.unit] = _agent_sample(agent, props, config.scope, unit, problems)
+        # a block from the cache has no MEASURED property (a shown one has all): its figures come apart
+        figures = None if "MemoryCurrent" in props else measured.get(props.get("Id", ""))
+        sample, counters[agent.unit] = _agent_sample(agent, props, config.scope, unit, problems, figures)
         samples.append(sample)
     problems.extend(host_problems)
     snapshot = Snapshot(
@@ -197,8 +200,8 @@ def _probe(agents: Sequence[tuple[Agent, UnitProperties]], interval: float) -> d
     return run_probes(targets, probe_budget([a for a, _props in agents], interval))
 
 
-def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun, problems: list[str]
-                  ) -> tuple[AgentSample, state.Counter]:
+def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun, problems: list[str],
+                  figures: changes.Measured | None = None) -> tuple[AgentSample, state.Counter]:
     get = props.get
     uint = systemd.uint
     cgroupfs = run.cgroupfs
@@ -209,16 +212,17 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     if load_state in ("error", "bad-setting"):
         problems.append(f"{agent.unit}: systemd could not load the unit ({load_state})")
 
-    cpu_ns = uint(props, "CPUUsageNSec")
+    if figures is None:
+        cpu_ns, memory, tasks = uint(props, "CPUUsageNSec"), uint(props, "MemoryCurrent"), uint(props, "TasksCurrent")
+    else:
+        cpu_ns, memory, tasks = figures
     if cpu_ns is None and cgroup:
         cpu_ns = cgroupfs.cpu_ns(cgroup)
-    memory = uint(props, "MemoryCurrent")
     if memory is None and cgroup:
         memory = cgroupfs.memory_bytes(cgroup)
         if memory is None:
             pids = cgroupfs.pids(cgroup)
             memory = rss_bytes(pids) if pids else None
-    tasks = uint(props, "TasksCurrent")
     if tasks is None and cgroup:
         tasks = cgroupfs.tasks(cgroup)
     memory_max, memory_high = uint(props, "MemoryMax"), uint(props, "MemoryHigh")
