@@ -14,6 +14,13 @@ from textfile_writer.defaults import CONFIG_CACHE_FILE as CACHE_NAME
 TEXT = "scope: user\ntextfile_dir: /tmp\nagents:\n  - unit: agent-a\n    type: primary\n"
 
 
+def load_in_a_fresh_process(cfg: Path, cache: Path, printed: str) -> str:
+    """What `print(<printed>)` says after load_config in a new interpreter (`c` is the config)."""
+    code = ("import sys\nfrom textfile_writer.configfile import load_config\n"
+            f"c = load_config({str(cfg)!r}, 'user', {str(cache)!r})\nprint({printed})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
 def test_second_load_comes_from_cache_without_yaml(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yml"
     cfg.write_text(TEXT)
@@ -21,13 +28,7 @@ def test_second_load_comes_from_cache_without_yaml(tmp_path: Path) -> None:
     cache.mkdir()
     first = load_config(str(cfg), "user", str(cache))
     assert (cache / CACHE_NAME).exists()
-    code = (
-        "import sys\n"
-        "from textfile_writer.configfile import load_config\n"
-        f"c = load_config({str(cfg)!r}, 'user', {str(cache)!r})\n"
-        "print(c.agents[0].unit, 'yaml' in sys.modules, 'json' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = load_in_a_fresh_process(cfg, cache, "c.agents[0].unit, 'yaml' in sys.modules, 'json' in sys.modules")
     assert out.split() == [str(first.agents[0].unit), "False", "False"]
 
 
@@ -86,11 +87,5 @@ def test_expect_labels_and_probe_come_back_from_the_cache(tmp_path: Path) -> Non
     cfg.write_text(EXTRAS)
     first = load_config(str(cfg), "user", str(tmp_path))
     assert first.agents[0].labels == (("team", "payments"), ("tier", "1")) and len(first.probes) == 2
-    code = (
-        "import sys\n"
-        "from textfile_writer.configfile import load_config\n"
-        f"c = load_config({str(cfg)!r}, 'user', {str(tmp_path)!r})\n"
-        "print(repr(c.agents), 'yaml' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = load_in_a_fresh_process(cfg, tmp_path, "repr(c.agents), 'yaml' in sys.modules")
     assert out.strip() == f"{first.agents!r} False"
