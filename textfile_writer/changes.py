@@ -107,8 +107,15 @@ def query(scope: str, explicit: Sequence[str], patterns: Sequence[str], runner: 
             entry = _to_cache(block, cgroupfs)
             if entry is not None:
                 kept[unit] = entry
-    # Shown blocks first: for a unit asked under an alias as well, the fresh block wins.
-    mine, others = systemd.match_blocks(explicit, [*shown, *cached])
+    if not to_show and len(wanted) == len(explicit):
+        # Everything from the cache, each block under its own Id (an alias is never cached: it is
+        # shown every run), the discovered names sorted and apart from the explicit ones already:
+        # what match_blocks would pair, without indexing 1000 blocks by name.
+        mine = cached[:len(explicit)]
+        others = list(zip(names[len(explicit):], cached[len(explicit):], strict=True))
+    else:
+        # Shown blocks first: for a unit asked under an alias as well, the fresh block wins.
+        mine, others = systemd.match_blocks(explicit, [*shown, *cached])
     return Answer(mine, others, Cache(boot_id, scope, unit_path, files_key, files, kept),
                   len(to_show), len(cached), measured)
 

@@ -1,14 +1,15 @@
 """The writer's cheap path against a full refresh, on a real user manager under random changes.
 
 A plain `agent-exporter write` (its own state directory, kept across steps, so its cache of unit
-properties evolves) and `agent-exporter write --full-refresh` (`systemctl show` for every unit;
-a state directory of its own) run at the same moment, with the same config, into textfile
-directories of their own, after every step of a seeded random sequence of operations on about 60
-agents (devtools/scenario.py: start, stop, restart, kill -9 under Restart=always with or without
-waiting for the restart, units that fail, crash loops, two restarts in one interval,
-daemon-reload, unit files added, edited and removed with or without a reload, aliases enabled and
-disabled, a symlink, mask/unmask, reset-failed, transient units, and steps with no operation that
-let the cache settle). Both files must hold the same samples with the same values, except:
+properties evolves) and `agent-exporter write --full-refresh` (`systemctl show` for every unit; a
+state directory of its own, given a copy of the cheap writer's counters before each pair) run at the
+same moment, with the same config, into textfile directories of their own, after every step of a
+seeded random sequence of operations on about 60 agents (devtools/scenario.py: start, stop, restart,
+kill -9 under Restart=always with or without waiting for the restart, units that fail, crash loops,
+two restarts in one interval, daemon-reload, unit files added, edited and removed with or without a
+reload, aliases enabled and disabled, a symlink, mask/unmask, reset-failed, transient units, and
+steps with no operation that let the cache settle). Both files must hold the same samples with
+the same values, except:
 
 - a unit that moved while the two runs read it (any of devtools.scenario.WATCHED differs between
   a `systemctl show` just before and just after the pair, or the unit came or went) is left out
@@ -61,6 +62,7 @@ import pytest
 from devtools.harness import EXE, UserManager, parse_metrics, stop_quietly
 from devtools.scenario import ScenarioFleet, config_text
 from devtools.stack import wait_until
+from textfile_writer.defaults import STATE_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +105,16 @@ class Writers:
 
     def pair(self) -> tuple[Metrics, Metrics, float, str]:
         """Both writers at once; (cheap, full, seconds the pair took, their stderr). The cheap one
-        is verbose: its summary says how many units the cache answered."""
+        is verbose: its summary says how many units the cache answered.
+
+        The full writer starts from a copy of the cheap one's counters (the state file, not the unit
+        cache): the counters the writer keeps itself (agent_starts_total...) depend on what each run
+        saw before, and two histories of the same crash-looping unit seen at different moments may
+        differ for good; from the same history the two paths must agree."""
+        kept = self.base / "cheap" / "state" / STATE_FILE
+        if kept.exists():
+            (self.base / "full" / "state").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(kept, self.base / "full" / "state" / STATE_FILE)
         started = time.monotonic()
         with ThreadPoolExecutor(2) as pool:
             cheap = pool.submit(self.run, "cheap", "-v")
