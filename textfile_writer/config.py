@@ -123,10 +123,11 @@ class Config(NamedTuple):
             textfile_name=str(data["textfile_name"]),
             interval_seconds=float(data["interval_seconds"]), disk_path=str(data["disk_path"]),
             source=str(data["source"]),
-            agents=tuple(AgentSpec(type=str(a["type"]), unit=a.get("unit"),
-                                   pattern=a.get("pattern"), name=a.get("name"), expect=a.get("expect"),
-                                   labels=tuple((str(k), str(v)) for k, v in a["labels"]) if "labels" in a else (),
-                                   probe=Probe(*a["probe"]) if "probe" in a else None)
+            # positional, AgentSpec's order (type, unit, pattern, name, expect, labels, probe): a
+            # writer with 1000 explicit agents rebuilds 1000 of these every run
+            agents=tuple(AgentSpec(str(a["type"]), a.get("unit"), a.get("pattern"), a.get("name"), a.get("expect"),
+                                   tuple((str(k), str(v)) for k, v in a["labels"]) if "labels" in a else (),
+                                   Probe(*a["probe"]) if "probe" in a else None)
                          for a in data["agents"]),
         )
 
