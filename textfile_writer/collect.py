@@ -169,7 +169,8 @@ def _timers(scope: str, names: Sequence[str], runner: Runner, timeout: float,
     try:
         return systemd.timers(scope, names, runner, systemd.Budget.start(timeout))
     except (SystemdError, CommandError) as exc:
-        problems.append(f"timers {', '.join(names)}: {exc}")
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        problems.append(f"timers {', '.join(names[:3])}{more}: {exc}")
         return {}
 
 
