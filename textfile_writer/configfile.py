@@ -23,15 +23,41 @@ from .config import Config, builtin_config, parse_config
 from .defaults import CONFIG_CACHE_FILE
 from .errors import ConfigError, WriteError
 from .files import path_problem, read_private, read_regular
+from .records import NamedTuple
 from .textfile import atomic_write
 
 MAX_CONFIG_BYTES = 1 << 20  # thousands of agents fit in a few hundred KiB
 MAX_CACHE_BYTES = 4 << 20
 
 
+class PendingCache(NamedTuple):
+    """The validated copy of a configuration parsed this run, to keep once the run has written (a
+    run that fails leaves the state directory as it found it)."""
+
+    cache_dir: str
+    payload: bytes
+
+    def keep(self) -> None:
+        try:
+            os.makedirs(self.cache_dir, mode=0o755, exist_ok=True)
+            atomic_write(self.cache_dir, CONFIG_CACHE_FILE, self.payload, 0o600)
+        except (WriteError, OSError):
+            pass  # the cache only saves time; the run does not depend on it
+
+
 def load_config(path: str | None, default_scope: str, cache_dir: str | None = None) -> Config:
+    config, pending = load_config_later(path, default_scope, cache_dir)
+    if pending is not None:
+        pending.keep()
+    return config
+
+
+def load_config_later(path: str | None, default_scope: str, cache_dir: str | None = None
+                      ) -> tuple[Config, PendingCache | None]:
+    """The configuration, and its validated copy still to be kept in cache_dir (None when it was
+    read from there, or there is no cache)."""
     if path is None:
-        return builtin_config(default_scope)
+        return builtin_config(default_scope), None
     problem = path_problem(path)
     if problem:
         raise ConfigError(repr(path), None, None, problem)
@@ -44,16 +70,14 @@ def load_config(path: str | None, default_scope: str, cache_dir: str | None = No
     if cache_dir is not None:
         cached = _read_cache(os.path.join(cache_dir, CONFIG_CACHE_FILE), key)
         if cached is not None:
-            return cached
+            return cached, None
     config = parse_config(read_text(path), path, default_scope)
-    if cache_dir is not None:
-        try:
-            payload = marshal.dumps((key, config.to_dict()))
-            os.makedirs(cache_dir, mode=0o755, exist_ok=True)  # a first run comes here before write() makes it
-            atomic_write(cache_dir, CONFIG_CACHE_FILE, payload, 0o600)
-        except (WriteError, OSError, ValueError):
-            pass  # the cache only saves time; the run does not depend on it
-    return config
+    if cache_dir is None:
+        return config, None
+    try:
+        return config, PendingCache(cache_dir, marshal.dumps((key, config.to_dict())))
+    except ValueError:  # (marshal refuses what it cannot write: no cache then)
+        return config, None
 
 
 def read_text(path: str) -> str:

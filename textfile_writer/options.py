@@ -62,6 +62,8 @@ COMMON = (
 TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from .configfile import PendingCache
 # `write` only: the one switch of the fast path besides -v.
 FULL_REFRESH_FLAG = "--full-refresh"
 FULL_REFRESH_ENV = "AGENT_EXPORTER_FULL_REFRESH"
@@ -79,6 +81,7 @@ class Settings(NamedTuple):
     timeout: float
     verbose: bool
     full_refresh: bool = False
+    config_cache: PendingCache | None = None  # kept by the writer once it has written
 
 
 def parse_fast(args: Sequence[str]) -> dict[str, str | None] | None:
@@ -109,7 +112,7 @@ def parse_fast(args: Sequence[str]) -> dict[str, str | None] | None:
 def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] | None = None,
             use_cache: bool = True) -> Settings:
     """Command line over environment over config file over built-in defaults."""
-    from .configfile import load_config
+    from .configfile import load_config_later
 
     env = os.environ if environ is None else environ
 
@@ -136,7 +139,7 @@ def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] 
         raise ConfigError("--timeout", None, None,
                           f"must be a number of seconds above 0 and at most 300, got {timeout_text!r}")
     state_dir = os.path.abspath(get("state_dir") or default_state_dir(env))
-    config = load_config(get("config"), default_scope(), state_dir if use_cache else None)
+    config, config_cache = load_config_later(get("config"), default_scope(), state_dir if use_cache else None)
     if scope is not None:
         config = config._replace(scope=scope)
     textfile_dir = get("textfile_dir")
@@ -149,7 +152,8 @@ def resolve(values: Mapping[str, str | bool | None], environ: Mapping[str, str] 
             raise ConfigError("--textfile-name", None, None, problem)
         config = config._replace(textfile_name=textfile_name)
     return Settings(config=config, state_dir=state_dir, timeout=timeout,
-                    verbose=bool(values.get("verbose")), full_refresh=_full_refresh(values, env))
+                    verbose=bool(values.get("verbose")), full_refresh=_full_refresh(values, env),
+                    config_cache=config_cache)
 
 
 def _full_refresh(values: Mapping[str, str | bool | None], env: Mapping[str, str]) -> bool:

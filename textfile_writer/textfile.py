@@ -135,10 +135,12 @@ class RunLock:
         self.path = path
         self.timeout = timeout
         self.fd = -1
+        self.made = False  # this run created the lock file (forget() may take it away again)
 
     def __enter__(self) -> None:
         deadline = time.monotonic() + self.timeout
         for _attempt in range(_LOCK_ATTEMPTS):
+            self.made = False
             fd = self._open()
             try:
                 self._flock(fd, deadline)
@@ -168,6 +170,7 @@ class RunLock:
             else:
                 mode = 0o640 if _group_writes(os.fstat(fd), dir_st) else 0o600
                 os.fchmod(fd, mode)  # exactly, whatever the umask
+                self.made = True
                 return fd
             try:
                 # Read-only is enough for flock; a FIFO does not block the open with O_NONBLOCK.
@@ -221,6 +224,16 @@ class RunLock:
         except FileNotFoundError:
             return False
         return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+    def forget(self) -> None:
+        """Take away the lock file this run made, while still holding it: a run that fails before
+        it writes leaves the directory as it found it. A run waiting on the same file finds the
+        name gone once it has the lock (_still_named) and starts again with a file of its own."""
+        if self.made and self.fd >= 0 and self._still_named(self.fd):
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass  # (contextlib would import collections on the write path)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

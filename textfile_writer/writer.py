@@ -36,48 +36,83 @@ def load_previous(settings: Settings, proc_root: str = "/proc") -> tuple[state.S
 def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = None,
           clock: Clock | None = None, proc_root: str = "/proc", note: Log = _ignore) -> Result:
     """Collect and replace the textfile. A failure before the rename raises a typed error with the
-    previous file untouched; a state file that cannot be kept afterwards raises one that says the
-    textfile was written."""
+    previous file untouched and nothing of this run left behind: no state directory, no lock file
+    it made, no cache. A state file that cannot be kept afterwards raises one that says the textfile
+    was written."""
     config = settings.config
     directory = config.textfile_dir
     if not os.path.isdir(directory):
-        raise WriteError(f"textfile directory {directory} does not exist (create it, or set "
+        what = "is not a directory" if os.path.lexists(directory) else "does not exist"
+        raise WriteError(f"textfile directory {directory} {what} (create it, or set "
                          "textfile_dir / --textfile-dir)")
-    try:
-        os.makedirs(settings.state_dir, mode=0o755, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(f"cannot create state directory {settings.state_dir}: "
-                         f"{exc.strerror or exc}") from exc
-    lock = os.path.join(directory, lock_name(config.textfile_name))
-    with RunLock(lock, settings.timeout):
-        # Killed runs leave temporary files in both directories; one rule sweeps them.
-        remove_stale_temps(directory, config.textfile_name)
-        remove_stale_temps(settings.state_dir, *STATE_FILES)
-        previous, why = load_previous(settings, proc_root)
-        if why:
-            note(f"{why}; agent_cpu_percent is left out for running agents this run")
-        known = None
-        if settings.full_refresh:
-            note("--full-refresh: every unit is asked with systemctl show")
-        else:
-            known, why = unitcache.load(os.path.join(settings.state_dir, UNIT_CACHE_FILE),
-                                        state.boot_id(proc_root), config.scope)
-            if why:
-                note(f"{why}; every unit is asked with systemctl show this run")
-        result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root,
-                         ChangeDriven(known))
-        atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
+    why = _unmakeable(settings.state_dir)
+    if why:
+        raise WriteError(f"cannot create state directory {settings.state_dir}: {why}")
+    lock = RunLock(os.path.join(directory, lock_name(config.textfile_name)), settings.timeout)
+    with lock:
         try:
-            atomic_write(settings.state_dir, STATE_FILE, result.state.to_text().encode())
-        except WriteError as exc:
-            raise WriteError(f"wrote {config.textfile_path}, but could not keep the CPU counters "
-                             f"({exc}); the next run will have no agent_cpu_percent") from exc
-        if result.units is not None and result.units.cache != known:
-            try:
-                atomic_write(settings.state_dir, UNIT_CACHE_FILE, result.units.cache.dumps(), 0o600)
-            except WriteError as exc:
-                note(f"could not keep the unit cache ({exc}); the next run asks systemd about every unit")
+            result, known = _collect(settings, runner, cgroupfs, clock, proc_root, note)
+        except BaseException:
+            lock.forget()
+            raise
+        atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
+        _keep_state(settings, result, known, note)
     return result
+
+
+def _unmakeable(path: str) -> str | None:
+    """Why the state directory could not be made, found without making it (a run that fails makes
+    nothing; one that would fail to keep its counters is stopped before it replaces the textfile)."""
+    found = path
+    while not os.path.lexists(found) and os.path.dirname(found) != found:
+        found = os.path.dirname(found)
+    if not os.path.isdir(found):
+        return f"{found} is not a directory"
+    if found != path and not os.access(found, os.W_OK | os.X_OK):
+        return f"{found} is not writable"
+    return None
+
+
+def _collect(settings: Settings, runner: Runner, cgroupfs: Cgroupfs | None, clock: Clock | None,
+             proc_root: str, note: Log) -> tuple[Result, unitcache.Cache | None]:
+    """The run's collection from the last run's state and unit cache (and that cache)."""
+    config = settings.config
+    # Killed runs leave temporary files in both directories; one rule sweeps them.
+    remove_stale_temps(config.textfile_dir, config.textfile_name)
+    remove_stale_temps(settings.state_dir, *STATE_FILES)
+    previous, why = load_previous(settings, proc_root)
+    if why:
+        note(f"{why}; agent_cpu_percent is left out for running agents this run")
+    known = None
+    if settings.full_refresh:
+        note("--full-refresh: every unit is asked with systemctl show")
+    else:
+        known, why = unitcache.load(os.path.join(settings.state_dir, UNIT_CACHE_FILE),
+                                    state.boot_id(proc_root), config.scope)
+        if why:
+            note(f"{why}; every unit is asked with systemctl show this run")
+    result = collect(config, previous, runner, settings.timeout, cgroupfs, clock, proc_root, ChangeDriven(known))
+    return result, known
+
+
+def _keep_state(settings: Settings, result: Result, known: unitcache.Cache | None, note: Log) -> None:
+    """After the textfile, into the state directory (made now): the counters, the unit cache when it
+    changed, and the configuration's validated copy when this run parsed the file."""
+    state_dir = settings.state_dir
+    try:
+        os.makedirs(state_dir, mode=0o755, exist_ok=True)
+        atomic_write(state_dir, STATE_FILE, result.state.to_text().encode())
+    except (OSError, WriteError) as exc:
+        why = exc if isinstance(exc, WriteError) else f"cannot create {state_dir}: {exc.strerror or exc}"
+        raise WriteError(f"wrote {settings.config.textfile_path}, but could not keep the CPU counters "
+                         f"({why}); the next run will have no agent_cpu_percent") from exc
+    if result.units is not None and result.units.cache != known:
+        try:
+            atomic_write(state_dir, UNIT_CACHE_FILE, result.units.cache.dumps(), 0o600)
+        except WriteError as exc:
+            note(f"could not keep the unit cache ({exc}); the next run asks systemd about every unit")
+    if settings.config_cache is not None:
+        settings.config_cache.keep()
 
 
 def command(values: Mapping[str, str | bool | None]) -> None:
