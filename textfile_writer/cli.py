@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, systemd
+from . import __version__, humanize, systemd
 from .collect import collect
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
@@ -88,8 +88,11 @@ def check(system_check: bool, **values: Any) -> None:
     explicit, patterns = cfg.explicit, cfg.patterns
     click.echo(f"config: {cfg.source}: OK")
     click.echo(f"  scope {cfg.scope}, every {cfg.interval_seconds:g}s -> {cfg.textfile_path}")
-    click.echo(f"  {len(explicit)} explicit agents, {len(patterns)} patterns "
+    click.echo(f"  {humanize.plural(len(explicit), 'explicit agent')}, {humanize.plural(len(patterns), 'pattern')} "
                f"({', '.join(str(p.pattern) for p in patterns) or 'none'}), disk {cfg.disk_path}")
+    if not cfg.agents:
+        warn("no agents: `agents:` is empty, so the file will report none (leave the key out for the "
+             "default, every agent-*.service)")
     if not system_check:
         return
     problems = []
@@ -104,7 +107,7 @@ def check(system_check: bool, **values: Any) -> None:
     for label, path in (("textfile directory", cfg.textfile_dir), ("state directory", settings.state_dir)):
         target = path if os.path.isdir(path) else os.path.dirname(path)
         if not os.path.isdir(path) and label == "textfile directory":
-            problems.append(f"{label} {path} does not exist")
+            problems.append(f"{label} {path} {'is not a directory' if os.path.lexists(path) else 'does not exist'}")
         elif not os.access(target, os.W_OK):
             problems.append(f"{label} {path} is not writable by this user")
         else:

@@ -53,3 +53,8 @@ def percent(value: float | None, missing: str = "-", suffix: str = "") -> str:
 
 def count(value: float | None, missing: str = "-") -> str:
     return f"{value:.0f}" if value is not None and _known(value) else missing
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 pattern", "2 patterns", "0 patterns"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

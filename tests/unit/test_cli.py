@@ -80,8 +80,18 @@ def test_check_reports_what_it_found(tmp_path: Path, textdir: Path) -> None:
     assert done.stdout.splitlines() == [
         f"config: {cfg}: OK",
         f"  scope user, every 10s -> {textdir}/agents.prom",
-        "  1 explicit agents, 1 patterns (agent-*.service), disk /",
+        "  1 explicit agent, 1 pattern (agent-*.service), disk /",
     ]
+
+
+def test_check_warns_about_an_empty_agent_list(tmp_path: Path, textdir: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"scope: user\ntextfile_dir: {textdir}\nagents: []\n")
+    done = run(["check", "--config", str(cfg)], tmp_path)
+    assert done.returncode == 0, done.stderr  # valid, but worth a word
+    assert "  0 explicit agents, 0 patterns (none), disk /" in done.stdout.splitlines()
+    assert done.stderr.startswith("agent-exporter: warning: no agents: `agents:` is empty")
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_system_check_fails_without_systemd(tmp_path: Path, textdir: Path) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..defaults import split_listen_address
-from ..errors import AgentExporterError, ServeError
+from ..errors import AgentExporterError, ServeError, UsageError
 from .fairqueue import FairQueue, address_key
 from .http11 import Chunk, HttpError, Limits, Request, Response, http_date, parse_request, serialize, text_response
 from .routes import App
@@ -656,8 +656,8 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     """`host:port`, `[v6]:port` or `:port` (every interface) -> (host, port)."""
     try:
         return split_listen_address(address)
-    except ValueError as exc:
-        raise ServeError(f"listen address {address!r}: {exc}") from None
+    except ValueError as exc:  # a bad value on the command line: exit 2, as every bad value
+        raise UsageError(f"--web.listen-address {address!r}: {exc}") from None
 
 
 def bind(address: str, backlog: int = 1024) -> socket.socket:
