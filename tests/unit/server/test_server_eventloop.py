@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from server_fixtures import GatedApp, bcrypt_hash, closed_by_peer, running
 
-from textfile_writer.errors import AgentExporterError, ServeError
+from textfile_writer.errors import AgentExporterError, ServeError, UsageError
 from textfile_writer.server.eventloop import (
     Server,
     ServerOptions,
@@ -243,7 +243,7 @@ def test_parse_listen_address() -> None:
     assert parse_listen_address(":9200") == ("", 9200)
     assert parse_listen_address("localhost:0") == ("localhost", 0)
     for bad in ("9200", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "::1:9200", "1.2.3.4:-1"):
-        with pytest.raises(ServeError):
+        with pytest.raises(UsageError):
             parse_listen_address(bad)
 
 
