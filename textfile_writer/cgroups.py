@@ -132,11 +132,11 @@ class Cgroupfs:
         """Swap used by the cgroup: cgroup2 memory.swap.current, or v1 memory.memsw.usage_in_bytes
         less memory.usage_in_bytes (the memory+swap figure exists only with swap accounting)."""
         relative = self._within(cgroup)
-        for (base, name), v2 in zip(self._swap, (b == self.unified for b, _ in self._swap), strict=True):
+        for base, name in self._swap:
             value = _int(self._read(base, relative, name))
             if value is None:
                 continue
-            if v2:
+            if base == self.unified:
                 return value
             memory = _int(self._read(base, relative, "memory.usage_in_bytes"))
             return None if memory is None else max(0, value - memory)

@@ -155,13 +155,7 @@ def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgr
     cgroup = entry.props.get("ControlGroup", "")
     if cgroupfs.procs(cgroup) != entry.procs:
         return None
-    known = entry.measured
-    figures = (cgroupfs.cpu_ns(cgroup) if "CPUUsageNSec" in known else None,
-               cgroupfs.memory_bytes(cgroup) if "MemoryCurrent" in known else None,
-               cgroupfs.tasks(cgroup) if "TasksCurrent" in known else None)
-    if any(v is None for k, v in zip(systemd.MEASURED, figures, strict=True) if k in known):
-        return None
-    return figures
+    return _figures(cgroupfs, cgroup, entry.measured)
 
 
 def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
@@ -175,7 +169,7 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
     if not procs or main_pid not in procs:
         return None
     measured = tuple(k for k in systemd.MEASURED if systemd.uint(block, k) is not None)
-    if any(_measure(cgroupfs, k, cgroup) is None for k in measured):
+    if _figures(cgroupfs, cgroup, measured) is None:
         return None
     props = {k: v for k, v in block.items() if k not in systemd.MEASURED}
     ooms = cgroupfs.oom_kills(cgroup)
@@ -184,9 +178,12 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
     return Entry(props, procs, measured)
 
 
-def _measure(cgroupfs: Cgroupfs, key: str, cgroup: str) -> int | None:
-    if key == "CPUUsageNSec":
-        return cgroupfs.cpu_ns(cgroup)
-    if key == "MemoryCurrent":
-        return cgroupfs.memory_bytes(cgroup)
-    return cgroupfs.tasks(cgroup)
+def _figures(cgroupfs: Cgroupfs, cgroup: str, known: tuple[str, ...]) -> Measured | None:
+    """The cgroup's figures for those of systemd.MEASURED that systemd knew (`known`), None for the
+    others; None when the cgroup cannot give one of the known."""
+    figures = (cgroupfs.cpu_ns(cgroup) if "CPUUsageNSec" in known else None,
+               cgroupfs.memory_bytes(cgroup) if "MemoryCurrent" in known else None,
+               cgroupfs.tasks(cgroup) if "TasksCurrent" in known else None)
+    if any(v is None for k, v in zip(systemd.MEASURED, figures, strict=True) if k in known):
+        return None
+    return figures

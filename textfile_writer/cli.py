@@ -15,6 +15,7 @@ from . import __version__, humanize, systemd
 from .collect import collect
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
+from .files import not_a_directory
 from .options import COMMON, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
 from .proc import run
 from .report import as_json, table
@@ -106,8 +107,8 @@ def check(system_check: bool, **values: Any) -> None:
         problems.append(str(exc))
     for label, path in (("textfile directory", cfg.textfile_dir), ("state directory", settings.state_dir)):
         target = path if os.path.isdir(path) else os.path.dirname(path)
-        if not os.path.isdir(path) and label == "textfile directory":
-            problems.append(f"{label} {path} {'is not a directory' if os.path.lexists(path) else 'does not exist'}")
+        if label == "textfile directory" and (what := not_a_directory(path)):
+            problems.append(f"{label} {path} {what}")
         elif not os.access(target, os.W_OK):
             problems.append(f"{label} {path} is not writable by this user")
         else:

@@ -244,7 +244,7 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     now_ns, now_wall = run.now_ns, run.now_wall
     enter_us = uint(props, "ActiveEnterTimestampMonotonic") or None
     uptime = max(0.0, (now_ns / 1e3 - enter_us) / 1e6) if up and enter_us else 0.0
-    start_time = None if enter_us is None else now_wall - (now_ns / 1e3 - enter_us) / 1e6
+    start_time = run.wall(enter_us)
 
     # Why it last stopped (ExecMainCode: 0 never exited, 1 exited, 2 killed, 3 dumped core), its
     # starts, its OOM kills

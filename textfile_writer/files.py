@@ -36,6 +36,13 @@ def describe(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
+def not_a_directory(path: str) -> str | None:
+    """Why `path` cannot serve as a directory ("does not exist", "is not a directory"), or None."""
+    if os.path.isdir(path):
+        return None
+    return "is not a directory" if os.path.lexists(path) else "does not exist"
+
+
 def open_regular(path: str, follow: bool = True) -> tuple[int, os.stat_result]:
     """A read-only descriptor on `path` and its fstat, or OSError when it is not a regular file.
 

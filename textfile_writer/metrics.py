@@ -11,14 +11,13 @@ from .model import STATES, UP_STATES, AgentSample, Snapshot
 
 TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 _INF = float("inf")
 _EXACT = float(2**53)  # floats below this in magnitude are whole numbers exactly when is_integer()
 
-# (the sample's labels, rendered: `agent="x",type="y"`, or "" for none; its value or None for absent).
-# Labels are rendered once per agent and reused by every family: at 1000 agents that is most of
-# render's work saved.
+# A host or run family's sample: (its labels, rendered: `period="1m"`, or "" for none; its value or
+# None for absent). Per-agent families go through column(): each agent's labels rendered once.
 Sample = tuple[str, float | int | None]
 
 
@@ -61,8 +60,8 @@ def header(name: str, kind: str, help_text: str) -> list[str]:
 
 def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
     return header(name, kind, help_text) + [
-        f"{name}{{{text}}} {str(value) if type(value) is int else format_value(value)}" if text
-        else f"{name} {format_value(value)}" for text, value in samples if value is not None]
+        f"{name}{{{text}}} {format_value(value)}" if text else f"{name} {format_value(value)}"
+        for text, value in samples if value is not None]
 
 
 def _kb(value: int | None) -> float | int | None:
@@ -80,10 +79,16 @@ _STATE_LINES = {
 _STATE_NONE = "\n".join(f'agent_state{{\0,state="{s}"}} 0' for s in STATES)
 
 
-def column(name: str, kind: str, help_text: str, keys: list[str], values: Iterable[float | int | None]
-           ) -> list[str]:
-    """A per-agent family: each agent's rendered labels (keys) with its value, None for absent. The
-    values come as one list per family rather than through a getter call per agent (half the time)."""
+def _ms(value: float | None) -> float | None:
+    """A time in seconds to the millisecond, as every timestamp and duration family gives it."""
+    return None if value is None else round(value, 3)
+
+
+def column(name: str, kind: str, help_text: str, keys: Sequence[str | None],
+           values: Iterable[float | int | None]) -> list[str]:
+    """A per-agent family: each agent's rendered labels (keys) with its value, None for absent (a
+    key is None only where the value is). The values come as one list per family rather than
+    through a getter call per agent (half the time); an int is formatted inline (most values)."""
     return header(name, kind, help_text) + [
         f"{name}{{{key}}} {value if type(value) is int else format_value(value)}"
         for key, value in zip(keys, values, strict=True) if value is not None]
@@ -101,7 +106,7 @@ def _labelled(name: str, kind: str, help_text: str, keys: list[str | None]) -> l
 
 def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
     """Why an agent stopped, how often it starts, its memory limits and OOM kills, its health (issue 12)."""
-    timed = [a.timer is not None for a in agents]
+    timer_keys = _with(keys, "timer", [a.timer for a in agents])
     return [
         *_labelled("agent_last_result", "gauge",
                    "systemd's Result of the agent unit's last run: success, exit-code, signal, core-dump, "
@@ -116,7 +121,7 @@ def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
                 keys, [a.exit_signal for a in agents]),
         *column("agent_last_exit_timestamp_seconds", "gauge",
                 "Unix time the agent's main process last exited.",
-                keys, [None if a.exit_time_seconds is None else round(a.exit_time_seconds, 3) for a in agents]),
+                keys, [_ms(a.exit_time_seconds) for a in agents]),
         *column("agent_starts_total", "counter",
                 "Starts of the agent's unit seen by the writer: a new invocation, manual restarts included, "
                 "or more automatic restarts (NRestarts) than that between two runs.",
@@ -141,7 +146,7 @@ def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
                 keys, [a.oom_kills for a in agents]),
         *column("agent_last_oom_kill_timestamp_seconds", "gauge",
                 "Unix time the writer last counted an OOM kill of the agent.",
-                keys, [None if a.oom_time_seconds is None else round(a.oom_time_seconds, 3) for a in agents]),
+                keys, [_ms(a.oom_time_seconds) for a in agents]),
         *_labelled("agent_expected_state", "gauge",
                    "What the agent is expected to do: running, oneshot, timer or stopped; always 1.",
                    _with(keys, "expected", [a.expected for a in agents])),
@@ -153,14 +158,10 @@ def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
                    _with(keys, "reason", [a.reason for a in agents])),
         *column("agent_timer_last_trigger_timestamp_seconds", "gauge",
                 "Unix time the timer that starts the agent last fired.",
-                _with(keys, "timer", [a.timer for a in agents]),  # type: ignore[arg-type]
-                [None if not t or a.timer_last_seconds is None else round(a.timer_last_seconds, 3)
-                 for a, t in zip(agents, timed, strict=True)]),
+                timer_keys, [_ms(a.timer_last_seconds) if a.timer else None for a in agents]),
         *column("agent_timer_next_trigger_timestamp_seconds", "gauge",
                 "Unix time the timer that starts the agent fires next.",
-                _with(keys, "timer", [a.timer for a in agents]),  # type: ignore[arg-type]
-                [None if not t or a.timer_next_seconds is None else round(a.timer_next_seconds, 3)
-                 for a, t in zip(agents, timed, strict=True)]),
+                timer_keys, [_ms(a.timer_next_seconds) if a.timer else None for a in agents]),
         *column("agent_probe_success", "gauge",
                 "1 when the agent's HTTP probe got the expected status in time, else 0.",
                 keys, [None if a.probe_success is None else int(a.probe_success) for a in agents]),
@@ -224,7 +225,7 @@ def render(snap: Snapshot) -> str:
                   keys, [a.tasks for a in agents])
     out += column("agent_start_time_seconds", "gauge",
                   "Unix time the agent's unit last became active.",
-                  keys, [None if a.start_time_seconds is None else round(a.start_time_seconds, 3) for a in agents])
+                  keys, [_ms(a.start_time_seconds) for a in agents])
     out += column("agent_info", "gauge",
                   "The systemd unit behind each agent, and the labels its configuration gives it; always 1.",
                   [f'{key},unit="{esc(a.unit)}",scope="{esc(a.scope)}"'

@@ -11,6 +11,7 @@ from .collect import ChangeDriven, Clock, Result, collect
 from .console import say, warn
 from .defaults import STATE_FILE, STATE_FILES, UNIT_CACHE_FILE, lock_name
 from .errors import WriteError
+from .files import not_a_directory
 from .metrics import render
 from .options import Settings, resolve
 from .proc import run
@@ -41,8 +42,8 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
     was written."""
     config = settings.config
     directory = config.textfile_dir
-    if not os.path.isdir(directory):
-        what = "is not a directory" if os.path.lexists(directory) else "does not exist"
+    what = not_a_directory(directory)
+    if what:
         raise WriteError(f"textfile directory {directory} {what} (create it, or set "
                          "textfile_dir / --textfile-dir)")
     why = _unmakeable(settings.state_dir)
