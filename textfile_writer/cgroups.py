@@ -46,31 +46,27 @@ class Cgroupfs:
         # swap: cgroup2's own figure; on v1 memory+swap less memory (only with swap accounting)
         self._swap = places("memory", "memory.swap.current", "memory.memsw.usage_in_bytes")
         self._ooms = places("memory", "memory.events", "memory.oom_control")
-        self._relative: dict[str, str] = {}
+        # ControlGroup -> (its parent directory, its own name), both within the hierarchy's root
+        self._where: dict[str, tuple[str, str]] = {}
         # Directories that hold units' cgroups (app.slice, system.slice...), one descriptor each per
         # hierarchy: a unit's files are opened relative to them (two path steps instead of ~8, 15%
         # of a read here). A run lives seconds; the descriptors are closed with this object.
         self._parents: dict[str, int] = {}
-        self._split: dict[str, tuple[str, str]] = {}  # relative -> (its parent, its own name)
         # Where a unit's processes are listed: cgroup2, else the v1 name=systemd hierarchy.
         self._process_trees = tuple(b for b in (self.unified, os.path.join(root, "systemd")) if b is not None)
 
-    def _first(self, places: tuple[tuple[str, str], ...], cgroup: str) -> str | None:
-        """The text of the cgroup's file from the first place that has it, or None."""
-        relative = self._within(cgroup)
+    def _first(self, places: tuple[tuple[str, str], ...], where: tuple[str, str]) -> bytes | None:
+        """The cgroup's file (where: _locate) from the first place that has it, or None."""
         for base, name in places:
-            text = self._read(base, relative, name)
-            if text is not None:
-                return text
+            data = self._read(base, where, name)
+            if data is not None:
+                return data
         return None
 
-    def _read(self, base: str, relative: str, name: str) -> str | None:
-        """_read of base/relative/name, opened relative to the unit's parent directory."""
-        split = self._split.get(relative)
-        if split is None:
-            parent, _, leaf = relative[:-1].rpartition("/")
-            split = self._split[relative] = (parent, leaf)
-        parent, leaf = split
+    def _read(self, base: str, where: tuple[str, str], name: str) -> bytes | None:
+        """_read of the cgroup's file `name` in hierarchy `base`, opened relative to the unit's
+        parent directory."""
+        parent, leaf = where
         if not leaf:
             return _read(f"{base}/{name}")
         key = f"{base}/{parent}"
@@ -81,9 +77,9 @@ class Cgroupfs:
             except (OSError, ValueError):
                 fd = -1
             self._parents[key] = fd
-        text = None if fd < 0 else _read(f"{leaf}/{name}", fd)
+        data = None if fd < 0 else _read(f"{leaf}/{name}", fd)
         # by the whole path too when that failed: the parent may have been made anew since it was opened
-        return _read(f"{base}/{relative}{name}") if text is None else text
+        return _read(f"{key}/{leaf}/{name}") if data is None else data
 
     def close(self) -> None:
         parents = getattr(self, "_parents", {})  # also when __init__ did not get that far
@@ -95,50 +91,49 @@ class Cgroupfs:
     def __del__(self) -> None:
         self.close()
 
-    def _within(self, cgroup: str) -> str:
-        # ControlGroup is absolute within the hierarchy; never let it climb out of the root.
-        relative = self._relative.get(cgroup)
-        if relative is None:
-            relative = "".join(f"{p}/" for p in cgroup.split("/") if p and p not in (".", ".."))
-            self._relative[cgroup] = relative
-        return relative
+    def _locate(self, cgroup: str) -> tuple[str, str]:
+        """(the parent directory, the cgroup's own name), within the hierarchy: ControlGroup is
+        absolute within it, and never climbs out of its root."""
+        where = self._where.get(cgroup)
+        if where is None:
+            parts = [p for p in cgroup.split("/") if p and p not in (".", "..")]
+            where = self._where[cgroup] = ("/".join(parts[:-1]), parts[-1] if parts else "")
+        return where
 
     def cpu_ns(self, cgroup: str) -> int | None:
         """CPU time of the cgroup and its descendants, in nanoseconds: cgroup2's cpu.stat
-        (usage_usec, its first line on every kernel so far), else v1's cpuacct.usage (a number)."""
-        text = self._first(self._cpu, cgroup)
-        if text is None or not text.startswith("usage_usec"):
-            return _int(text)
-        if text.startswith("usage_usec "):
-            return _int(text[11:text.find("\n")], 1000)
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "usage_usec":
-                return _int(value, 1000)
-        return None
+        (usage_usec), else v1's cpuacct.usage (a number)."""
+        return _cpu(self._first(self._cpu, self._locate(cgroup)))
 
     def memory_bytes(self, cgroup: str) -> int | None:
-        return _int(self._first(self._memory, cgroup))
+        return _int(self._first(self._memory, self._locate(cgroup)))
 
     def tasks(self, cgroup: str) -> int | None:
-        return _int(self._first(self._tasks, cgroup))
+        return _int(self._first(self._tasks, self._locate(cgroup)))
+
+    def figures(self, cgroup: str) -> tuple[int | None, int | None, int | None]:
+        """(cpu_ns, memory_bytes, tasks) at once: a change-driven run reads them for every agent."""
+        where = self._locate(cgroup)
+        first = self._first
+        return (_cpu(first(self._cpu, where)), _int(first(self._memory, where)),
+                _int(first(self._tasks, where)))
 
     def memory_peak(self, cgroup: str) -> int | None:
         """The most memory the cgroup has used (cgroup2 memory.peak, kernel 5.19 and later; v1
         memory.max_usage_in_bytes), or None where the cgroup does not keep it."""
-        return _int(self._first(self._peak, cgroup))
+        return _int(self._first(self._peak, self._locate(cgroup)))
 
     def swap_bytes(self, cgroup: str) -> int | None:
         """Swap used by the cgroup: cgroup2 memory.swap.current, or v1 memory.memsw.usage_in_bytes
         less memory.usage_in_bytes (the memory+swap figure exists only with swap accounting)."""
-        relative = self._within(cgroup)
+        where = self._locate(cgroup)
         for base, name in self._swap:
-            value = _int(self._read(base, relative, name))
+            value = _int(self._read(base, where, name))
             if value is None:
                 continue
             if base == self.unified:
                 return value
-            memory = _int(self._read(base, relative, "memory.usage_in_bytes"))
+            memory = _int(self._read(base, where, "memory.usage_in_bytes"))
             return None if memory is None else max(0, value - memory)
         return None
 
@@ -151,14 +146,7 @@ class Cgroupfs:
         """Processes of the cgroup the kernel's OOM killer has killed: the `oom_kill` line of
         cgroup2 memory.events or of v1 memory.oom_control (kernel 4.13 and later); None where
         neither tells."""
-        text = self._first(self._ooms, cgroup)
-        if text is None:
-            return None
-        for line in text.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return _int(value)
-        return None
+        return _field(self._first(self._ooms, self._locate(cgroup)), b"oom_kill")
 
     def procs(self, cgroup: str) -> tuple[int, ...] | None:
         """The PIDs directly in the unit's cgroup, sorted; None when it has no cgroup directory.
@@ -170,12 +158,12 @@ class Cgroupfs:
         (Delegate=) has none here: changes.py never caches it. systemd also writes the invocation
         ID into the directory's extended attributes, but only root may read trusted.*, and two more
         system calls per unit would add nothing the PIDs do not already tell."""
-        relative = self._within(cgroup)
+        where = self._locate(cgroup)
         for base in self._process_trees:
-            text = self._read(base, relative, "cgroup.procs")
-            if text is not None:
+            data = self._read(base, where, "cgroup.procs")
+            if data is not None:
                 try:
-                    return tuple(sorted(map(int, text.split())))
+                    return tuple(sorted(map(int, data.split())))
                 except ValueError:
                     return ()
         return None
@@ -183,14 +171,15 @@ class Cgroupfs:
     def pids(self, cgroup: str) -> list[int] | None:
         """Processes in the cgroup itself and below it, or None when the cgroup is not found."""
         for base in self._process_trees:
-            top = f"{base}/{self._within(cgroup)}"
+            parent, leaf = self._locate(cgroup)
+            top = f"{base}/{parent}/{leaf}"
             if not os.path.isdir(top):
                 continue
             found: list[int] = []
             for dirpath, _dirs, _files in os.walk(top):
-                text = _read(os.path.join(dirpath, "cgroup.procs"))
-                if text:
-                    found.extend(int(p) for p in text.split() if p.isdigit())
+                data = _read(os.path.join(dirpath, "cgroup.procs"))
+                if data:
+                    found.extend(int(p) for p in data.split() if p.isdigit())
             return found
         return None
 
@@ -202,8 +191,8 @@ _MAX_READ = 1 << 20
 _FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-def _read(path: str, dir_fd: int | None = None) -> str | None:
-    """A cgroupfs file's text (at most _MAX_READ bytes of it), or None when it cannot be read."""
+def _read(path: str, dir_fd: int | None = None) -> bytes | None:
+    """A cgroupfs file's bytes (at most _MAX_READ of them), or None when it cannot be read."""
     try:
         fd = os.open(path, _FLAGS, dir_fd=dir_fd)
     except (OSError, ValueError):
@@ -219,16 +208,38 @@ def _read(path: str, dir_fd: int | None = None) -> str | None:
         return None
     finally:
         os.close(fd)
-    return data.decode("utf-8", "replace")
+    return data
 
 
-def _int(text: str | None, scale: int = 1) -> int | None:
-    if text is None:
+def _int(data: bytes | None, scale: int = 1) -> int | None:
+    """A file that holds one number (int() takes bytes and ignores the newline)."""
+    if data is None:
         return None
     try:
-        return int(text.strip()) * scale
+        return int(data) * scale
     except ValueError:
         return None
+
+
+def _cpu(data: bytes | None) -> int | None:
+    """CPU time in ns from cgroup2's cpu.stat (usage_usec: its first line on every kernel so far,
+    looked for further down all the same) or v1's cpuacct.usage (a number)."""
+    if data is None or not data.startswith(b"usage_usec"):
+        return _int(data)
+    if data.startswith(b"usage_usec "):
+        return _int(data[11:].partition(b"\n")[0], 1000)
+    return _field(data, b"usage_usec", 1000)
+
+
+def _field(data: bytes | None, key: bytes, scale: int = 1) -> int | None:
+    """The number on a flat-keyed file's line `key N` (cpu.stat, memory.events, memory.oom_control)."""
+    if data is None:
+        return None
+    for line in data.splitlines():
+        name, _, value = line.partition(b" ")
+        if name == key:
+            return _int(value, scale)
+    return None
 
 
 def rss_bytes(pids: list[int]) -> int | None:

@@ -57,7 +57,8 @@ OOM_KILLS = "x-oom-kills"
 
 
 # A cached unit's figures read from its cgroup this run, in systemd.MEASURED's order (CPUUsageNSec,
-# MemoryCurrent, TasksCurrent); None for one systemd did not know when the unit was cached.
+# MemoryCurrent, TasksCurrent); None for one the cgroup does not give (then systemd did not know it
+# either when the unit was cached, and collect.py tries its fallbacks as in a full run).
 Measured = tuple[int | None, int | None, int | None]
 
 
@@ -179,11 +180,9 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
 
 
 def _figures(cgroupfs: Cgroupfs, cgroup: str, known: tuple[str, ...]) -> Measured | None:
-    """The cgroup's figures for those of systemd.MEASURED that systemd knew (`known`), None for the
-    others; None when the cgroup cannot give one of the known."""
-    figures = (cgroupfs.cpu_ns(cgroup) if "CPUUsageNSec" in known else None,
-               cgroupfs.memory_bytes(cgroup) if "MemoryCurrent" in known else None,
-               cgroupfs.tasks(cgroup) if "TasksCurrent" in known else None)
+    """The cgroup's figures, or None when it cannot give one of those systemd knew (`known`). The
+    others are what a full run's fallback reads from the same files (collect.py), read here with them."""
+    figures = cgroupfs.figures(cgroup)
     if any(v is None for k, v in zip(systemd.MEASURED, figures, strict=True) if k in known):
         return None
     return figures

@@ -203,59 +203,56 @@ def _probe(agents: Sequence[tuple[Agent, UnitProperties]], interval: float) -> d
 
 def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun, problems: list[str],
                   figures: changes.Measured | None = None) -> tuple[AgentSample, state.Counter]:
+    # Runs for every agent every run: the run's and the agent's fields unpacked once into locals
+    # (a NamedTuple's field read by name is a generic attribute lookup), props read once each.
+    unit, name, agent_type, expect, labels, _probe_spec = agent
+    previous, cgroupfs, now_ns, now_wall, cpus, has_swap, interval, timer_of, timers, probes = run
     get = props.get
     uint = systemd.uint
-    cgroupfs = run.cgroupfs
     active = get("ActiveState") or "inactive"
     load_state = get("LoadState") or "not-found"
     up = active in UP_STATES
     cgroup = get("ControlGroup", "")
     if load_state in ("error", "bad-setting"):
-        problems.append(f"{agent.unit}: systemd could not load the unit ({load_state})")
+        problems.append(f"{unit}: systemd could not load the unit ({load_state})")
 
     if figures is None:
         cpu_ns, memory, tasks = uint(props, "CPUUsageNSec"), uint(props, "MemoryCurrent"), uint(props, "TasksCurrent")
     else:
         cpu_ns, memory, tasks = figures
-    if cpu_ns is None and cgroup:
-        cpu_ns = cgroupfs.cpu_ns(cgroup)
-    if memory is None and cgroup:
-        memory = cgroupfs.memory_bytes(cgroup)
-        if memory is None:
-            pids = cgroupfs.pids(cgroup)
-            memory = rss_bytes(pids) if pids else None
-    if tasks is None and cgroup:
-        tasks = cgroupfs.tasks(cgroup)
+    if cgroup and (cpu_ns is None or memory is None or tasks is None):
+        cpu_ns, memory, tasks = _from_cgroup(cgroupfs, cgroup, cpu_ns, memory, tasks)
     memory_max, memory_high = uint(props, "MemoryMax"), uint(props, "MemoryHigh")
     # The peak is what a limit is measured against: read for the agents that have one (for every
     # agent it would cost a tenth of a steady run at 1000 agents: one more cgroupfs file each).
     peak = cgroupfs.memory_peak(cgroup) if cgroup and (memory_max is not None or memory_high is not None) else None
     # (no sample at all on a host without swap: no agent can use any)
-    swap = cgroupfs.swap_bytes(cgroup) if run.swap and cgroup else None
+    swap = cgroupfs.swap_bytes(cgroup) if has_swap and cgroup else None
     if not up:
         memory = 0 if memory is None else memory
         tasks = 0 if tasks is None else tasks
-        swap = 0 if swap is None and run.swap else swap
+        swap = 0 if swap is None and has_swap else swap
     elif cpu_ns is None or memory is None:
         missing = " and ".join(w for w, v in (("CPU", cpu_ns), ("memory", memory)) if v is None)
-        problems.append(f"{agent.unit}: {missing} unknown (no systemd accounting, cgroup "
+        problems.append(f"{unit}: {missing} unknown (no systemd accounting, cgroup "
                         f"{cgroup or '(none)'} unreadable)")
 
-    now_ns, now_wall = run.now_ns, run.now_wall
+    now_us = now_ns / 1e3
     enter_us = uint(props, "ActiveEnterTimestampMonotonic") or None
-    uptime = max(0.0, (now_ns / 1e3 - enter_us) / 1e6) if up and enter_us else 0.0
-    start_time = run.wall(enter_us)
+    uptime = max(0.0, (now_us - enter_us) / 1e6) if up and enter_us else 0.0
+    # (systemd's CLOCK_MONOTONIC times as Unix time: _UnitRun.wall, written out for the two of every agent)
+    start_time = None if enter_us is None else now_wall - (now_us - enter_us) / 1e6
 
     # Why it last stopped (ExecMainCode: 0 never exited, 1 exited, 2 killed, 3 dumped core), its
     # starts, its OOM kills
     result = None if load_state == "not-found" else health.result_state(get("Result"))
     if result == health.OTHER_RESULT:
-        problems.append(f"{agent.unit}: unknown Result={get('Result')!r} (reported as result=\"other\")")
+        problems.append(f"{unit}: unknown Result={get('Result')!r} (reported as result=\"other\")")
     code = status = exit_us = None
     if get("ExecMainCode", "0") != "0":  # a long-running agent's main process has not exited
         code, status = uint(props, "ExecMainCode"), uint(props, "ExecMainStatus")
         exit_us = uint(props, "ExecMainExitTimestampMonotonic") or None
-    before = None if run.previous is None else run.previous.counters.get(agent.unit)
+    before = None if previous is None else previous.counters.get(unit)
     invocation = get("InvocationID", "")
     restarts = uint(props, "NRestarts")
     starts, seen = health.count_starts(before, invocation, restarts)
@@ -265,20 +262,20 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     ooms, oom_raw, oom_time, oom_mark = health.count_ooms(before, invocation, oom_raw, result, exit_us, now_wall,
                                                           cgroupfs.counts_ooms)
 
-    timer_name = run.timer_of.get(agent.unit)
-    timer = None if timer_name is None else run.timers.get(timer_name)
+    timer_name = timer_of.get(unit)
+    timer = None if timer_name is None else timers.get(timer_name)
     if timer is not None and timer.get("LoadState") in ("not-found", "", None):
         timer_name = timer = None  # a oneshot without a timer of its name
-    expectation = health.expected(agent.expect, props, timer_name)
+    expectation = health.expected(expect, props, timer_name)
     last = next_ = None
     late = False
     if timer is not None:
         last = run.wall(systemd.timespan_us(timer.get("LastTriggerUSecMonotonic", "")))
         next_ = systemd.timestamp(timer.get("NextElapseUSecRealtime", "")) or run.wall(
             systemd.timespan_us(timer.get("NextElapseUSecMonotonic", "")))
-        late = health.timer_late(timer.get("ActiveState") == "active", last, next_, now_wall, run.interval)
+        late = health.timer_late(timer.get("ActiveState") == "active", last, next_, now_wall, interval)
 
-    probe = run.probes.get(agent.unit)
+    probe = probes.get(unit) if probes else None
     counter = state.Counter(cpu_ns, enter_us, starts, restarts, invocation, ooms, oom_raw, oom_time, oom_mark,
                             recent)
     if not up:
@@ -286,17 +283,18 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     elif cpu_ns is None:
         cpu_percent = None
     else:
-        cpu_percent = state.cpu_percent(run.previous, agent.unit, counter, now_ns, run.cpus)
+        cpu_percent = state.cpu_percent(before, counter, now_ns - previous.taken_ns, cpus) \
+            if previous is not None else None
 
     ok = None if probe is None else probe.success
     # Positional, in AgentSample's field order (half the cost of 35 keywords, for every agent every
     # run); tests/unit/test_collect.py checks each field of a sample by name.
     sample = AgentSample(
-        agent.name, agent.type, agent.unit, scope, active, load_state, memory,
+        name, agent_type, unit, scope, active, load_state, memory,
         None if cpu_ns is None else cpu_ns / 1e9, cpu_percent, uptime, start_time, restarts, tasks,
         # result, exit_code, exit_signal, exit_time_seconds, starts, recent_starts
-        result, status if code == 1 else None, status if code in (2, 3) else None, run.wall(exit_us), starts,
-        len(recent),
+        result, status if code == 1 else None, status if code in (2, 3) else None,
+        None if exit_us is None else now_wall - (now_us - exit_us) / 1e6, starts, len(recent),
         # memory_max_bytes, memory_high_bytes, memory_peak_bytes, swap_bytes, oom_kills, oom_time_seconds
         memory_max, memory_high, peak, swap, ooms, oom_time,
         # expected, reason, timer, timer_last_seconds, timer_next_seconds
@@ -304,6 +302,22 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
         timer_name if timer is not None else None, last, next_,
         # probe_success, probe_duration_seconds, probe_status, labels
         ok, None if probe is None else round(probe.duration_seconds, 6), None if probe is None else probe.http_status,
-        agent.labels,
+        labels,
     )
     return sample, counter
+
+
+def _from_cgroup(cgroupfs: Cgroupfs, cgroup: str, cpu_ns: int | None, memory: int | None,
+                 tasks: int | None) -> tuple[int | None, int | None, int | None]:
+    """The figures systemd did not give (None), from the unit's cgroup; memory, last of all, as the
+    RSS of its processes."""
+    if cpu_ns is None:
+        cpu_ns = cgroupfs.cpu_ns(cgroup)
+    if memory is None:
+        memory = cgroupfs.memory_bytes(cgroup)
+        if memory is None:
+            pids = cgroupfs.pids(cgroup)
+            memory = rss_bytes(pids) if pids else None
+    if tasks is None:
+        tasks = cgroupfs.tasks(cgroup)
+    return cpu_ns, memory, tasks

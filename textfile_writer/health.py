@@ -71,6 +71,8 @@ def count_starts(before: Counter | None, invocation: str, n_restarts: int | None
     if not before.invocation and before.n_restarts is None:  # the first run of this boot
         current = (n_restarts or 0) + (1 if invocation else 0)
         return before.starts + current, current
+    if invocation == before.invocation and n_restarts == before.n_restarts:  # nearly every agent, every run
+        return before.starts, 0
     new_invocation = bool(invocation) and invocation != before.invocation
     seen = 1 if new_invocation else 0
     if n_restarts is not None and before.n_restarts is not None:
@@ -83,8 +85,11 @@ def count_starts(before: Counter | None, invocation: str, n_restarts: int | None
 
 def recent_starts(before: Counter | None, seen: int, now: float) -> tuple[float, ...]:
     """The start times within CRASH_LOOP_WINDOW of now, the `seen` new ones stamped now."""
+    earlier = before.recent if before is not None else ()
+    if not earlier and not seen:  # nearly every agent, every run
+        return ()
     # (a time in the future, or not a number, as a planted state file might hold, is dropped)
-    kept = [t for t in (before.recent if before is not None else ()) if 0 <= now - t < CRASH_LOOP_WINDOW]
+    kept = [t for t in earlier if 0 <= now - t < CRASH_LOOP_WINDOW]
     kept += [now] * seen
     return tuple(kept[-_RECENT_KEPT:])
 
@@ -98,6 +103,9 @@ def count_ooms(before: Counter | None, invocation: str, raw: int | None, result:
     from 0, so the family does not come and go with the unit). Returns (agent_oom_kills_total, None
     while nothing can tell; the raw count to keep; the time of the last kill counted; the
     Result=oom-kill already counted, as "<invocation>@<exit us>")."""
+    if before is not None and raw is not None and raw == before.oom_raw and invocation == before.invocation \
+            and result != "oom-kill":  # nothing new, nearly every agent, every run
+        return before.oom_kills, raw, before.oom_time, before.oom_mark
     total = None if before is None else before.oom_kills
     if total is None and raw is None and countable:
         total = 0

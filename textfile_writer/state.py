@@ -138,13 +138,9 @@ def _counter(rest: str) -> tuple[str, Counter]:
         () if recent == n else tuple(float(t) for t in recent.split(",")))
 
 
-def cpu_percent(previous: State | None, unit: str, now: Counter, now_ns: int,
-                cpus: int) -> float | None:
-    """CPU used since the previous run, in % of one core; None when there is no honest figure."""
-    if previous is None:
-        return None
-    before = previous.counters.get(unit)
-    elapsed_ns = now_ns - previous.taken_ns
+def cpu_percent(before: Counter | None, now: Counter, elapsed_ns: int, cpus: int) -> float | None:
+    """CPU used since the previous run (its counter of the unit, `before`, taken elapsed_ns ago), in %
+    of one core; None when there is no honest figure."""
     if (before is None or before.cpu_ns is None or now.cpu_ns is None or elapsed_ns <= 0
             or before.active_enter_us != now.active_enter_us):
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import marshal
 import os
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
@@ -41,24 +42,50 @@ def test_another_boot_or_scope_is_not_used(tmp_path: Path, boot: str, scope: str
     assert cache is None and why is not None and "another boot or scope" in why
 
 
+def signed(payload: object) -> bytes:
+    """A file as the writer makes it, around any payload (its CRC-32 right)."""
+    data = marshal.dumps(payload)  # type: ignore[arg-type]
+    return marshal.dumps((FORMAT, zlib.crc32(data), data))
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
+
+
+_GOOD = CACHE.dumps()
+_SHAPES = [  # the old format's shapes, and payloads that are not this writer's
+    (BOOT, "user", (), None, (), {"a": ({"Id": 1}, (2,), ())}),  # a number
+    (BOOT, "user", (), None, (), {"a": ({1: "x"}, (2,), ())}),  # a number key
+    (BOOT, "user", (), None, (), {"a": ({}, ("2",), ())}),  # a PID as text
+    (BOOT, "user", (), None, (), []),  # units not a mapping
+]
+
+
 @pytest.mark.parametrize("data", [
-    b"", b"garbage", marshal.dumps(("agent-exporter-unit-cache/0", BOOT, "user", (), None, (), {})),
+    b"", b"garbage", marshal.dumps(("agent-exporter-unit-cache/2", BOOT, "user", (), None, (), {})),
     marshal.dumps((FORMAT, BOOT, "user")),  # too short
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (2,), ())}))[:-3],  # cut
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({"Id": 1}, (2,), ())})),  # a number
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({1: "x"}, (2,), ())})),  # a number key
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, ("2",), ())})),  # a PID as text
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, 2, ())})),  # PIDs not a tuple
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ("Id=x", (2,), ())})),  # props a string
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), {"a": ({}, (2,), "MemoryCurrent")})),  # not a tuple
-    marshal.dumps((FORMAT, BOOT, "user", (), None, (), [])),  # units not a mapping
-    marshal.dumps((FORMAT, BOOT, "user", (1,), None, (), {})),  # a path that is a number
-], ids=["empty", "garbage", "old format", "short", "cut", "number", "number key", "pid text", "pids",
-        "props text", "measured text", "list", "path"])
+    _GOOD[:-3],  # cut
+    flipped(_GOOD, len(_GOOD) - 40),  # one bit of a unit's property flipped
+    flipped(_GOOD, len(_GOOD) // 2),
+    *(marshal.dumps((FORMAT, 0, marshal.dumps(shape))) for shape in _SHAPES),  # no checksum of ours
+    marshal.dumps((FORMAT, zlib.crc32(b"x"), "x")),  # a payload that is not bytes
+    signed((BOOT, "user")),  # too short inside
+], ids=["empty", "garbage", "old format", "short", "cut", "flipped property", "flipped middle", "unsigned number",
+        "unsigned number key", "unsigned pid text", "unsigned list", "text payload", "short payload"])
 def test_corrupt_is_not_used(tmp_path: Path, data: bytes) -> None:
     cache, why = load(written(tmp_path, data), BOOT, "user")
     assert cache is None and why is not None
     assert "format" in why or "corrupt" in why
+
+
+def test_the_checksum_is_what_proves_it_ours(tmp_path: Path) -> None:
+    """The same payload is used with its CRC-32 and not without: the check is the checksum."""
+    payload = (BOOT, "user", (), None, (), {"agent-a.service": tuple(ENTRY)})
+    good, _ = load(written(tmp_path, signed(payload)), BOOT, "user")
+    assert good is not None and good.units == {"agent-a.service": ENTRY}
+    data = marshal.dumps(payload)
+    bad, why = load(written(tmp_path, marshal.dumps((FORMAT, zlib.crc32(data) ^ 1, data))), BOOT, "user")
+    assert bad is None and why is not None and "corrupt" in why
 
 
 @pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
