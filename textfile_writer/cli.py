@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, humanize, systemd
+from .clistyle import SETTINGS, option
 from .collect import collect
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
 from .files import not_a_directory
-from .options import COMMON, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
+from .options import COMMON, FULL_REFRESH_ENV, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
 from .proc import run
 from .report import as_json, table
 from .writer import command, load_previous
@@ -26,13 +27,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def common_options(func: F) -> F:
     for opt in reversed(COMMON):
-        func = click.option(opt.flag, opt.dest, metavar=opt.metavar, default=None,
-                            help=f"{opt.help}. [env: {opt.env}]")(func)
-    return click.option("-v", "--verbose", is_flag=True,
-                        help="say what was done on stderr (quiet on success otherwise)")(func)
+        func = option(opt.flag, opt.dest, env=opt.env, read_env=False, metavar=opt.metavar, default=None,
+                      help=opt.help)(func)
+    return option("-v", "--verbose", is_flag=True,
+                  help="say what was done on stderr (quiet on success otherwise)")(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=SETTINGS)
 @click.version_option(__version__, prog_name=PROG)
 def cli() -> None:
     """Prometheus metrics for systemd services ("agents").
@@ -45,7 +46,8 @@ def cli() -> None:
 
 @cli.command()
 @common_options
-@click.option(FULL_REFRESH_FLAG, "full_refresh", is_flag=True, default=None, help=FULL_REFRESH_HELP)
+@option(FULL_REFRESH_FLAG, "full_refresh", env=FULL_REFRESH_ENV, read_env=False, is_flag=True, default=None,
+        help=FULL_REFRESH_HELP)
 def write(**values: Any) -> None:
     """Collect once and replace the .prom file atomically.
 
@@ -57,8 +59,8 @@ def write(**values: Any) -> None:
 
 @cli.command()
 @common_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="output format")
+@option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+        help="output format: a table for people, or JSON (default: table)")
 def status(fmt: str, **values: Any) -> None:
     """Show what the writer sees now: agent, type, state, CPU %, memory, uptime, restarts, health.
 
@@ -80,8 +82,7 @@ def status(fmt: str, **values: Any) -> None:
 
 @cli.command()
 @common_options
-@click.option("--system-check", is_flag=True,
-              help="also check that systemctl answers and the directories are writable")
+@option("--system-check", is_flag=True, help="also check that systemctl answers and the directories are writable")
 def check(system_check: bool, **values: Any) -> None:
     """Validate the configuration and say what it contains."""
     settings = resolve(values, use_cache=False)

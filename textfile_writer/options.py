@@ -69,7 +69,7 @@ FULL_REFRESH_FLAG = "--full-refresh"
 FULL_REFRESH_ENV = "AGENT_EXPORTER_FULL_REFRESH"
 FULL_REFRESH_HELP = ("ask systemd about every unit with `systemctl show`, ignoring the unit cache (which this "
                      "run writes anew): what every run did before change-driven collection, to compare or "
-                     f"repair. [env: {FULL_REFRESH_ENV}=1]")
+                     "repair (the variable: 1 or 0)")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _BY_FLAG = {o.flag: o for o in COMMON}
 _BY_DEST = {o.dest: o for o in COMMON}

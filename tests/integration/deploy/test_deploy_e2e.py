@@ -1,6 +1,6 @@
 """deploy/ end to end, everything real, on loopback ports picked at run time:
 
-systemd user manager (sandbox) with five agents -> `agent-exporter install --user --now` -> the
+systemd user manager (sandbox) with five agents -> `agent-exporter install --scope user --now` -> the
 installed timer runs `agent-exporter write` every second -> agents.prom -> the socket-activated
 `agent-exporter serve` and node_exporter's textfile collector ->
 Prometheus with the shipped prometheus.yml and alert rules -> Alertmanager with the shipped
@@ -76,7 +76,7 @@ class InstalledExporter:
 
     def start(self) -> None:
         port = free_port()
-        done = self.manager.run([EXE, "install", "--user", "--now", "--config", str(self.config),
+        done = self.manager.run([EXE, "install", "--scope", "user", "--now", "--config", str(self.config),
                                  "--interval", "1", "--web.listen-address", f"127.0.0.1:{port}"], check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         wait_until(self.textfile.exists, 20, f"the timer's first write of {self.textfile}")
