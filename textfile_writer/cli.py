@@ -41,6 +41,12 @@ def cli() -> None:
     `write` (run by a timer every 10 s) asks systemd about the configured agents, adds host
     memory, disk and load, and replaces a .prom file in node_exporter's textfile directory
     atomically. `serve` re-serves that file over HTTP for direct scraping.
+
+    Usage errors exit 2, a failed run 1, each with one line on stderr. Shell completion, in
+    ~/.bashrc (zsh_source or fish_source for those shells):
+
+    \b
+      eval "$(_AGENT_EXPORTER_COMPLETE=bash_source agent-exporter)"
     """
 
 

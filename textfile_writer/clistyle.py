@@ -61,9 +61,10 @@ def deprecated(ctx: click.Context, old: str, *new: str) -> Any:
     return value if given > max(ranks) else None
 
 
-def usage_message(exc: click.ClickException) -> str:
+def usage_message(exc: click.ClickException, command: str = PROG) -> str:
     """A click error as the one line after `agent-exporter: error:`: a bad value names the option or
-    the environment variable it came from, then where to read more."""
+    the environment variable it came from, then where to read more: the help of the error's command,
+    else of `command` (click's parser errors carry no command)."""
     message = exc.format_message()
     if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) \
             and isinstance(exc.param, click.Option) and exc.param.name:
@@ -71,6 +72,6 @@ def usage_message(exc: click.ClickException) -> str:
         where = exc.param.envvar if source is ParameterSource.ENVIRONMENT else exc.param.opts[0]
         message = f"{where}: {exc.message.rstrip('.')}"
     if isinstance(exc, click.UsageError):
-        command = exc.ctx.command_path if exc.ctx is not None else PROG
-        message = f"{message.rstrip('.')} (see '{command} --help')"
+        where = exc.ctx.command_path if exc.ctx is not None else command
+        message = f"{message.rstrip('.')} (see '{where} --help')"
     return message
