@@ -13,14 +13,16 @@ import click
 
 from . import __version__, humanize, systemd
 from .clistyle import SETTINGS, option
-from .collect import collect
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
 from .files import not_a_directory
 from .options import COMMON, FULL_REFRESH_ENV, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
 from .proc import run
 from .report import as_json, table
-from .writer import command, load_previous
+from .status import look
+from .writer import command
+
+_STATE_DIR_ENV = next(o.env for o in COMMON if o.dest == "state_dir")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,18 +74,23 @@ def status(fmt: str, **values: Any) -> None:
 
     HEALTH is 'ok' or why not, in words; an unhealthy row is marked '!'.
 
-    CPU % is measured since the writer's last run (its state directory); '-' when unknown.
-    Nothing is written.
+    CPU % is CPU used over a window that ends now, in % of one core. The window starts at the
+    installed writer's last run when that is fresh (at most 3 intervals old; found where the timer
+    keeps its state for the scope, or in --state-dir) and at least 0.5 s ago; else status samples
+    itself over 0.5 s. A line under the table says which. '?' marks a value that could not be
+    known, '-' one that does not apply. Nothing is written.
     """
     settings = resolve(values)
-    previous, _why = load_previous(settings)
-    result = collect(settings.config, previous, run, settings.timeout)
+    explicit = bool(values.get("state_dir") or os.environ.get(_STATE_DIR_ENV))
+    result, window = look(settings, explicit, run)
     for problem in result.problems:
         warn(problem)
     if fmt == "json":
-        click.echo(json.dumps(as_json(result.snapshot), indent=2))
+        where = {"seconds": round(window.seconds, 3), "state_dir": window.state_dir,
+                 "source": "status" if window.state_dir is None else "writer"}
+        click.echo(json.dumps({**as_json(result.snapshot), "cpu_window": where}, indent=2))
     else:
-        click.echo(table(result.snapshot))
+        click.echo(table(result.snapshot, (window.describe(),)))
 
 
 @cli.command()

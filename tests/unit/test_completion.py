@@ -21,9 +21,10 @@ def complete(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("how", sorted(COMMANDS))
-@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F _agent_exporter_completion agent-exporter"),
-                                               ("zsh", "#compdef agent-exporter"),
-                                               ("fish", "complete --no-files --command agent-exporter")])
+@pytest.mark.parametrize(("shell", "marker"), [
+    ("bash", "complete -o nosort -F _agent_exporter_completion agent-exporter"),
+    ("zsh", "#compdef agent-exporter"),
+    ("fish", "complete --no-files --command agent-exporter")])
 def test_the_completion_script_is_produced(how: str, shell: str, marker: str) -> None:
     done = complete(COMMANDS[how], _AGENT_EXPORTER_COMPLETE=f"{shell}_source")
     assert done.returncode == 0, done.stderr

@@ -19,6 +19,7 @@ from ..console import say, warn
 from ..defaults import (
     INTERVAL_SECONDS,
     LISTEN_ADDRESS,
+    STALE_FACTOR,
     TEXTFILE_DIR,
     TEXTFILE_NAME,
     default_scope,
@@ -137,5 +138,5 @@ def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, confi
                     access_log=say if verbose else None)
     scheme = "https" if web.tls is not None else "http"
     where = ", ".join(f"{scheme}://{describe(s)}" for s in listeners) + f" (textfile {path}, " \
-        f"stale after {3 * interval:g}s" + (", basic auth" if web.auth is not None else "") + ")"
+        f"stale after {STALE_FACTOR * interval:g}s" + (", basic auth" if web.auth is not None else "") + ")"
     return server, where

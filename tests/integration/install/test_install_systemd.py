@@ -9,6 +9,7 @@ unprivileged user (nobody), where a user manager can apply fewer sandboxing dire
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -33,6 +34,7 @@ from devtools.harness import (
     PER_AGENT,
     Fleet,
     UserManager,
+    agent_name,
     agent_values,
     parse_metrics,
     sample_names,
@@ -275,6 +277,27 @@ def test_hardened_writer_writes_the_full_metric_set(installed: Installed, fleet:
     assert stat.S_IMODE(installed.prom.stat().st_mode) == 0o644  # readable by node_exporter's user
     state = Path(installed.manager.env["XDG_CONFIG_HOME"]) / "agent-exporter" / "cpu-state"
     assert state.exists()  # StateDirectory= in a user manager: $XDG_CONFIG_HOME/agent-exporter
+
+
+def test_status_by_hand_measures_cpu_since_the_timers_run(installed: Installed, fleet: Fleet, tmp_path: Path) -> None:
+    """`status` as a person runs it, with the config and nothing else: it finds the installed timer's
+    state (StateDirectory=, under $XDG_CONFIG_HOME with this systemd) and has a CPU % for every running
+    agent (issue 14: it showed '-', reading a state directory of its own)."""
+    writes(installed, 2, timeout=4 * INTERVAL + 10)
+    env = {"XDG_STATE_HOME": str(tmp_path / "empty"), "AGENT_EXPORTER_STATE_DIR": ""}
+    done = installed.manager.run([installed.exe, "status", "--config", str(installed.config), "--format", "json"],
+                                 check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    timers = Path(installed.manager.env["XDG_CONFIG_HOME"]) / "agent-exporter"
+    assert report["cpu_window"]["source"] == "writer", report["cpu_window"]
+    assert report["cpu_window"]["state_dir"] == str(timers)
+    assert 0.5 <= report["cpu_window"]["seconds"] <= 3 * 10  # fresh: at most 3 intervals of its config
+    cpu = {a["agent"]: a["cpu_percent"] for a in report["agents"]}
+    steady = [agent_name(u) for u in fleet.long_running]  # (the crash-looper may have restarted since: '?')
+    assert steady and all(cpu[a] is not None and cpu[a] >= 0 for a in steady), cpu
+    table = installed.manager.run([installed.exe, "status", "--config", str(installed.config)], check=False, env=env)
+    assert f"(its state in {timers})" in table.stdout, table.stdout
 
 
 def test_socket_activated_server_answers_in_its_sandbox(installed: Installed) -> None:
