@@ -61,8 +61,8 @@ def _raise_fd_limit(wanted: int) -> None:
 @option("--textfile-name", "textfile_name", env="AGENT_EXPORTER_TEXTFILE_NAME", metavar="NAME",
         help=f"the .prom file's name in that directory (default: the config's, else {TEXTFILE_NAME})")
 @option("--interval", "interval", env="AGENT_EXPORTER_INTERVAL", type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS", help="the writer's period; /health is 503 once the file is older than 3 times this "
-                                f"(default: the config's interval_seconds, else {INTERVAL_SECONDS:g})")
+        metavar="SECONDS", help=f"the writer's period; /health is 503 once the file is older than {STALE_FACTOR} "
+                                f"times this (default: the config's interval_seconds, else {INTERVAL_SECONDS:g})")
 @option("--web.read-timeout", "read_timeout", env="AGENT_EXPORTER_WEB_READ_TIMEOUT", type=click.FloatRange(min=0.1),
         default=READ_TIMEOUT, metavar="SECONDS",
         help="a client must send a whole request (or finish TLS) within this, idle ones are closed; at least "

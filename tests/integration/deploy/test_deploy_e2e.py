@@ -39,7 +39,7 @@ from deploy_fixtures import (
 from procs import Processes, free_port, need, wait_until
 
 from devtools.fleet import DemoAgent, install_fleet
-from devtools.harness import EXE, UserManager, stop_quietly
+from devtools.harness import EXE, UserManager
 from devtools.stack import PROMETHEUS_BIN, NodeExporter, PrometheusServer, prometheus_config, shortened_rules
 
 pytestmark = pytest.mark.integration
@@ -84,18 +84,6 @@ class InstalledExporter:
 
     def stop_writer(self) -> None:
         self.manager.systemctl("stop", "agent-exporter.timer")
-
-
-@pytest.fixture
-def manager(sandbox_prerequisites: None) -> Iterator[UserManager]:
-    """A user manager of this test's own: the session's `user_manager` and its fleet are shared by
-    other tests that count every agent-*.service in it."""
-    m = UserManager()
-    try:
-        m.start()
-        yield m
-    finally:
-        stop_quietly(m)
 
 
 def writer_config(path: Path, textfile_dir: Path, probe_url: str) -> Path:

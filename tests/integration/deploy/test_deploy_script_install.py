@@ -6,16 +6,13 @@ from it, and uninstall removes them. (The Prometheus steps: test_deploy_promethe
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from deploy_fixtures import DEPLOY_SCRIPT
 from procs import free_port, http_get
 
-from devtools.harness import UserManager, stop_quietly
+from devtools.harness import UserManager
 from textfile_writer.install import units
 
 pytestmark = pytest.mark.integration
@@ -23,27 +20,8 @@ pytestmark = pytest.mark.integration
 SHIM = '#!/usr/bin/env bash\nexec /usr/bin/python3 "$@"\n'  # what a version manager puts first on PATH
 
 
-@pytest.fixture
-def manager(sandbox_prerequisites: None) -> Iterator[UserManager]:
-    m = UserManager()
-    try:
-        m.start()
-        yield m
-    finally:
-        stop_quietly(m)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    where = Path(tempfile.mkdtemp(prefix="agent-exporter-deploy-"))
-    where.chmod(0o755)
-    try:
-        yield where
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
-
-
-def test_the_script_builds_from_an_interpreter_the_units_run(manager: UserManager, work: Path) -> None:
+def test_the_script_builds_from_an_interpreter_the_units_run(manager: UserManager, tmp_path: Path) -> None:
+    work = tmp_path
     (work / "shims").mkdir()
     (work / "shims" / "python3").write_text(SHIM)
     (work / "shims" / "python3").chmod(0o755)
