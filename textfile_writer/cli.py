@@ -74,11 +74,13 @@ def status(fmt: str, **values: Any) -> None:
 
     HEALTH is 'ok' or why not, in words; an unhealthy row is marked '!'.
 
-    CPU % is CPU used over a window that ends now, in % of one core. The window starts at the
-    installed writer's last run when that is fresh (at most 3 intervals old; found where the timer
-    keeps its state for the scope, or in --state-dir) and at least 0.5 s ago; else status samples
-    itself over 0.5 s. A line under the table says which. '?' marks a value that could not be
-    known, '-' one that does not apply. Nothing is written.
+    CPU % is CPU used over a window that ends now, in % of one core: a difference of two readings
+    of each agent's CPU counter, and status keeps none of its own. So the window starts at the
+    installed writer's last reading when that is fresh (at most 3 intervals old; found where the
+    timer keeps its state for the scope, or in --state-dir) and at least 0.5 s ago; else status
+    reads the counters twice, 0.5 s apart. A line under the table says which. '?' marks a value
+    that could not be known (an agent that restarted within the window has no CPU %), '-' one
+    that does not apply. Nothing is written.
     """
     settings = resolve(values)
     explicit = bool(values.get("state_dir") or os.environ.get(_STATE_DIR_ENV))

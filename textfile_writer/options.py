@@ -52,7 +52,8 @@ COMMON = (
            f"file name in that directory, ending in .prom (default: {TEXTFILE_NAME})"),
     Option("--state-dir", "state_dir", "DIR",
            f"where the previous CPU counters are kept (default: $STATE_DIRECTORY, else {SYSTEM_STATE_DIR} "
-           f"for root, else $XDG_STATE_HOME/{STATE_DIRECTORY})"),
+           f"for root, else $XDG_STATE_HOME/{STATE_DIRECTORY}; status without it looks where the installed "
+           "timer keeps them)"),
     Option("--timeout", "timeout", "SECONDS",
            f"how long waiting for the lock, and one systemctl call, may take; a call gets "
            f"{PER_UNIT_SECONDS * 1000:g} ms more per unit it asks about, and all of a run's calls end by "
