@@ -7,17 +7,24 @@ VENV ?= .venv
 # A real interpreter, not a version-manager shim: the venv is made from it and used for everything.
 PYTHON ?= $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null | head -n1)
 PY := $(VENV)/bin/python
-# prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test;
-# prometheus-alertmanager: amtool and the routing test; shellcheck: the deploy script; dbus and
-# iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the system-scope tests boot;
-# slowhttptest: the slow-reader flood against the server.
-APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager curl openssl util-linux systemd \
-	dbus iproute2 chromium fonts-dejavu-core shellcheck slowhttptest
+# Two install sets, each behind its stamps, so `make test` after `make demo` adds only what is missing.
+# The demo's: node_exporter and Prometheus, the systemd user manager it starts (unshare and nsenter:
+# util-linux) and the venv module; in the venv, the package with its runtime dependencies only.
+DEMO_APT_PACKAGES := prometheus prometheus-node-exporter systemd util-linux python3-venv
+# The tests' on top: prometheus-alertmanager: amtool and the routing test; chromium + a font: the
+# landing page test; shellcheck: the deploy script; curl and openssl: the server tests' client and
+# certificates; dbus and iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the
+# system-scope tests boot; slowhttptest: the slow-reader flood against the server. In the venv: the
+# `test` extras (setup.cfg).
+TEST_APT_PACKAGES := $(DEMO_APT_PACKAGES) prometheus-alertmanager curl openssl dbus iproute2 chromium \
+	fonts-dejavu-core shellcheck slowhttptest
 BENCH_APT_PACKAGES := time wrk
+STAMP_DEMO_APT := $(VENV)/.apt-demo-stamp
+STAMP_DEMO_PIP := $(VENV)/.pip-demo-stamp
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
-.PHONY: help venv deps lint typecheck unit test demo bench wheels clean
+.PHONY: help venv deps demo-deps lint typecheck unit test demo bench wheels clean
 
 help:
 	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
@@ -26,8 +33,8 @@ help:
 	@echo "make bench  - writer cost against the floor and node_exporter's systemd collector, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
 # Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
-$(STAMP_APT):
-	@missing=""; for p in $(APT_PACKAGES) python3-venv; do \
+define apt_ensure
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -36,17 +43,31 @@ $(STAMP_APT):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@mkdir -p $(VENV) && touch $@
+endef
 
-$(PY): | $(STAMP_APT)
+$(STAMP_DEMO_APT):
+	$(call apt_ensure,$(DEMO_APT_PACKAGES))
+
+$(STAMP_APT): | $(STAMP_DEMO_APT)
+	$(call apt_ensure,$(TEST_APT_PACKAGES))
+
+$(PY): | $(STAMP_DEMO_APT)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP_PIP): $(PY) setup.cfg pyproject.toml
+# The venv's own pip installs an editable package (PEP 660: pip 21.3 and later; Debian 12 brings 23.0):
+# the demo does without the upgrade, the test tools get the newest pip.
+$(STAMP_DEMO_PIP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(STAMP_PIP): $(STAMP_DEMO_PIP) setup.cfg pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
 venv: $(STAMP_APT) $(STAMP_PIP)
 deps: venv
+demo-deps: $(STAMP_DEMO_APT) $(STAMP_DEMO_PIP)
 
 lint: deps
 	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter
@@ -61,7 +82,7 @@ unit: deps
 test: lint typecheck
 	$(VENV)/bin/pytest -q
 
-demo: deps
+demo: demo-deps
 	$(PY) -m devtools.demo
 
 bench: deps

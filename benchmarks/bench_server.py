@@ -1,7 +1,7 @@
 """`agent-exporter serve` against node_exporter's textfile collector, serving the same file, in one run.
 
 Both servers are started here on free loopback ports and stopped by PID at the end:
-- agent-exporter serve --textfile DIR/agents.prom
+- agent-exporter serve --textfile-dir DIR
 - prometheus-node-exporter --collector.disable-defaults --collector.textfile
   --collector.textfile.directory=DIR --web.listen-address=127.0.0.1:<free>
 The file is a realistic one (16 agents, every family of DESIGN.md's contract). `wrk --latency`
@@ -94,7 +94,7 @@ def main() -> int:
         procs = Processes(Path(tmp))
         try:
             ours_port = free_port()
-            serve = procs.start(serve_argv("--textfile", str(textfile), "--web.listen-address",
+            serve = procs.start(serve_argv("--textfile-dir", str(textdir), "--web.listen-address",
                                            f"127.0.0.1:{ours_port}"), "serve")
             node = NodeExporter(procs, textdir).start()
             urls = {"agent-exporter serve": f"http://127.0.0.1:{ours_port}/metrics",

@@ -14,6 +14,7 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 DRY_RUN=0
 SCOPE=""
 VENV=""
+PYTHON=""
 PACKAGE=$REPO_DIR
 LISTEN=127.0.0.1:9200
 PROM_CONFIG=/etc/prometheus/prometheus.yml
@@ -42,6 +43,11 @@ Options:
   --user | --system         scope of the units (default: --system as root, --user otherwise)
   --venv DIR                virtual environment for the package (default: /opt/agent-exporter for
                             --system, \${XDG_DATA_HOME:-~/.local/share}/agent-exporter/venv for --user)
+  --python FILE             the interpreter the environment is made from (default: the first of
+                            /usr/bin/python3, /usr/local/bin/python3 and python3 on PATH that the
+                            units can run: 3.11 or later with the venv module, a real binary, not
+                            under /tmp, and for --system readable by every user outside /home and
+                            /root); the script stops at once, with the reason, when none is
   --package SPEC            what pip installs (default: this checkout, $REPO_DIR)
   --listen-address ADDR     the server's address and Prometheus's target (default: $LISTEN)
   --prometheus-config FILE  the Prometheus configuration to edit (default: $PROM_CONFIG)
@@ -91,6 +97,7 @@ while [ "$#" -gt 0 ]; do
     --user) SCOPE=user ;;
     --system) SCOPE=system ;;
     --venv) need_value "$@"; VENV=$2; shift ;;
+    --python) need_value "$@"; PYTHON=$2; shift ;;
     --package) need_value "$@"; PACKAGE=$2; shift ;;
     --listen-address) need_value "$@"; LISTEN=$2; shift ;;
     --prometheus-config) need_value "$@"; PROM_CONFIG=$2; shift ;;
@@ -135,6 +142,91 @@ find_python() {
   return 1
 }
 
+# Why the system units could not use the file or directory $2 (named $1 in the message), by where
+# it is; nothing when they can. They run as users of their own (the writer's static user, the
+# server's DynamicUser=) with ProtectHome= and a private /tmp. (User units run as you: install
+# leaves /tmp and your home open to them when it must.)
+place_problem() {
+  local name=$1 path=$2 dir mode
+  [ "$SCOPE" = system ] || return 0
+  case $path in
+    /tmp/* | /var/tmp/* | /dev/shm/*)
+      printf '%s is in a temporary directory: the system units see a private one (PrivateTmp=)' "$name"
+      return ;;
+    /home/* | /root/* | /run/user/*)
+      printf '%s is in a home directory: the system units cannot read it (ProtectHome=)' "$name"
+      return ;;
+  esac
+  dir=$(dirname -- "$path")
+  while [ "$dir" != / ]; do
+    if [ -d "$dir" ]; then
+      mode=$(stat -c %A -- "$dir")
+      if [ "${mode:9:1}" != x ] && [ "${mode:9:1}" != t ]; then
+        printf '%s is in %s, closed to other users (%s): the system units run as users of their own' \
+          "$name" "$dir" "$mode"
+        return
+      fi
+    fi
+    dir=$(dirname -- "$dir")
+  done
+}
+
+# Why the units could not run the interpreter $1 (through a venv made from it); nothing when they
+# can. A version manager's shim (a script that finds the interpreter in the caller's environment)
+# or an interpreter the units cannot reach would fail only once installed.
+python_problem() {
+  local py=$1 real name version
+  real=$(readlink -f -- "$py" 2>/dev/null) || true
+  if [ -z "$real" ] || [ ! -f "$real" ] || [ ! -x "$real" ]; then
+    printf '%s is not an executable file' "$py"
+    return
+  fi
+  name=$py
+  [ "$real" = "$py" ] || name="$py ($real)"
+  if [ "$(head -c 2 -- "$real")" = '#!' ]; then
+    printf '%s is a script, not an interpreter: a version manager'"'"'s shim runs only in your shell' "$name"
+    return
+  fi
+  version=$("$real" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || version=""
+  if [ -z "$version" ] || ! "$real" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    printf '%s is Python %s: agent-exporter needs 3.11 or later' "$name" "${version:-of an unknown version}"
+    return
+  fi
+  if ! "$real" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    printf '%s has no venv module (apt-get install python3-venv)' "$name"
+    return
+  fi
+  place_problem "$name" "$real"
+}
+
+# The interpreter for a new environment: --python, else the first good one of the usual places;
+# an existing environment's own interpreter must be good too. Stops with every reason otherwise.
+pick_python() {
+  local py why reasons=""
+  if [ -x "$VENV/bin/python" ]; then
+    why=$(python_problem "$VENV/bin/python")
+    [ -z "$why" ] || die "$VENV exists, made from an interpreter the $SCOPE units cannot use: $why (remove it, or choose another --venv)"
+    printf '%s\n' "$VENV/bin/python"
+    return
+  fi
+  if [ -n "$PYTHON" ]; then
+    why=$(python_problem "$PYTHON")
+    [ -z "$why" ] || die "--python: $why"
+    printf '%s\n' "$PYTHON"
+    return
+  fi
+  for py in /usr/bin/python3 /usr/local/bin/python3 "$(command -v python3 || true)"; do
+    [ -n "$py" ] || continue
+    why=$(python_problem "$py")
+    if [ -z "$why" ]; then
+      printf '%s\n' "$py"
+      return
+    fi
+    reasons="$reasons; $why"
+  done
+  die "no Python the $SCOPE units can use${reasons:+: ${reasons#; }} (apt-get install python3-venv, or --python FILE)"
+}
+
 # Wait until a URL answers 2xx, at most $WAIT seconds.
 wait_for_url() {
   local url=$1 deadline=$((SECONDS + WAIT))
@@ -169,7 +261,10 @@ if [ "$SKIP_INSTALL" = 0 ]; then
   if [ "$SCOPE" = system ] && [ "$(id -u)" != 0 ] && [ "$DRY_RUN" = 0 ]; then
     die "--system units need root: run with sudo, or use --user"
   fi
-  command -v python3 >/dev/null || [ -x "$VENV/bin/python" ] || die "python3 is missing (apt-get install python3-venv)"
+  why=$(place_problem "$VENV" "$(readlink -m -- "$VENV")")
+  [ -z "$why" ] || die "--venv: $why (the default: /opt/agent-exporter)"
+  BASE_PYTHON=$(pick_python)
+  say "Python for $VENV: $BASE_PYTHON ($("$BASE_PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
 fi
 if [ "$SKIP_PROMETHEUS" = 0 ]; then
   [ -f "$PROM_CONFIG" ] || die "$PROM_CONFIG does not exist: is Prometheus installed here? (--prometheus-config FILE, or --skip-prometheus)"
@@ -192,23 +287,23 @@ else
   if [ -x "$VENV/bin/python" ]; then
     say "    $VENV exists already."
   else
-    run python3 -m venv "$VENV"
+    run "$BASE_PYTHON" -m venv "$VENV"
   fi
   run "$VENV/bin/pip" install --quiet --disable-pip-version-check "$PACKAGE"
 
-  step "2/5 Install the systemd units: agent-exporter install --$SCOPE --now"
+  step "2/5 Install the systemd units: agent-exporter install --scope $SCOPE --now"
   say "    The writer's timer (agents.prom into node_exporter's textfile directory every 10 s) and"
   say "    the server's socket on $LISTEN, enabled so they start at boot, and started now. Running"
   say "    it again changes only what differs."
   if [ "$DRY_RUN" = 1 ]; then
-    show "$EXE" install "--$SCOPE" --now --web.listen-address "$LISTEN" "${INSTALL_ARGS[@]}"
+    show "$EXE" install --scope "$SCOPE" --now --web.listen-address "$LISTEN" "${INSTALL_ARGS[@]}"
     if [ -x "$EXE" ]; then
       say "    The units it would write (agent-exporter install --dry-run):"
-      "$EXE" install "--$SCOPE" --dry-run --web.listen-address "$LISTEN" "${INSTALL_ARGS[@]}" | sed 's/^/    | /'
+      "$EXE" install --scope "$SCOPE" --dry-run --web.listen-address "$LISTEN" "${INSTALL_ARGS[@]}" | sed 's/^/    | /'
     fi
   else
     "$EXE" install --help >/dev/null 2>&1 || die "$EXE has no install command (an older agent-exporter?)"
-    run "$EXE" install "--$SCOPE" --now --web.listen-address "$LISTEN" "${INSTALL_ARGS[@]}"
+    run "$EXE" install --scope "$SCOPE" --now --web.listen-address "$LISTEN" "${INSTALL_ARGS[@]}"
     say "    Waiting for http://$LISTEN/health (200 once the writer's file is fresh)..."
     if wait_for_url "http://$LISTEN/health"; then
       say "    The server answers and the writer's file is fresh."

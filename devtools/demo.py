@@ -3,7 +3,7 @@
 - 20 demo agents in a real systemd user manager: the reference's 16 (13 primary, 3 support; two
   stopped, one failed, one crash-looping), and one each that is OOM-killed now and then, started by
   a timer, at its start limit, and probed over HTTP;
-- `agent-exporter install --user --now` with a 2-second interval: the timer runs the hardened
+- `agent-exporter install --scope user --now` with a 2-second interval: the timer runs the hardened
   writer, the socket starts the server on a free loopback port;
 - node_exporter reading the writer's textfile directory;
 - Prometheus with the shipped deploy/prometheus/prometheus.yml (targets rewritten to the demo's
@@ -166,7 +166,7 @@ class Demo:
         install_fleet(manager, fleet)
 
         port = free_port()
-        install = ["install", "--user", "--now", "--config", str(self.config),  # its interval_seconds: 2
+        install = ["install", "--scope", "user", "--now", "--config", str(self.config),  # its interval_seconds: 2
                    "--web.listen-address", f"127.0.0.1:{port}"]
         print(f"$ agent-exporter {' '.join(install)}")
         self.installed = True  # from here on, clean-up uninstalls (also what a failed install left)
@@ -310,8 +310,8 @@ class Demo:
         manager = self.manager
         if manager is not None and self.installed:
             try:
-                done = manager.run([EXE, "uninstall", "--user"], check=False)
-                say("  $ agent-exporter uninstall --user",
+                done = manager.run([EXE, "uninstall", "--scope", "user"], check=False)
+                say("  $ agent-exporter uninstall --scope user",
                     *(f"  {line}" for line in (done.stdout + done.stderr).strip().splitlines()))
                 ok &= done.returncode == 0
             except Exception as exc:

@@ -27,7 +27,8 @@ def start_server(procs: Processes, textfile: Path, *args: str, name: str = "serv
                  ready_path: str = "/health") -> tuple[str, int]:
     """Start `agent-exporter serve` on a free loopback port; returns (base URL, pid) once it answers."""
     port = free_port()
-    argv = serve_argv("--web.listen-address", f"127.0.0.1:{port}", "--textfile", str(textfile), *args)
+    argv = serve_argv("--web.listen-address", f"127.0.0.1:{port}", "--textfile-dir", str(textfile.parent),
+                      "--textfile-name", textfile.name, *args)
     proc = procs.start(argv, name, env={**os.environ, **(env or {})})
     base = f"{scheme}://127.0.0.1:{port}"
 

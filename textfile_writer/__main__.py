@@ -58,16 +58,17 @@ def _click(args: list[str]) -> None:
     rather than click's own usage block."""
     import click
 
+    from .clistyle import usage_message
+
+    group = program()
     try:
-        code = program().main(args=args, prog_name=PROG, standalone_mode=False)
+        code = group.main(args=args, prog_name=PROG, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare `agent-exporter`: the help, as click shows it
         exc.show()
         sys.exit(exc.exit_code)
-    except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx is not None else PROG
-        raise UsageError(f"{exc.format_message()} (see '{where} --help')") from None
     except click.ClickException as exc:
-        raise UsageError(exc.format_message()) from None
+        command = f"{PROG} {args[0]}" if args and args[0] in group.commands else PROG
+        raise UsageError(usage_message(exc, command)) from None
     except click.Abort:
         raise Interrupted("interrupted") from None
     if isinstance(code, int) and code:  # click's Exit(n), e.g. from a --help callback

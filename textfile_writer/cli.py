@@ -12,27 +12,30 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, humanize, systemd
-from .collect import collect
+from .clistyle import SETTINGS, option
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
 from .files import not_a_directory
-from .options import COMMON, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
+from .options import COMMON, FULL_REFRESH_ENV, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
 from .proc import run
 from .report import as_json, table
-from .writer import command, load_previous
+from .status import look
+from .writer import command
+
+_STATE_DIR_ENV = next(o.env for o in COMMON if o.dest == "state_dir")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def common_options(func: F) -> F:
     for opt in reversed(COMMON):
-        func = click.option(opt.flag, opt.dest, metavar=opt.metavar, default=None,
-                            help=f"{opt.help}. [env: {opt.env}]")(func)
-    return click.option("-v", "--verbose", is_flag=True,
-                        help="say what was done on stderr (quiet on success otherwise)")(func)
+        func = option(opt.flag, opt.dest, env=opt.env, read_env=False, metavar=opt.metavar, default=None,
+                      help=opt.help)(func)
+    return option("-v", "--verbose", is_flag=True,
+                  help="say what was done on stderr (quiet on success otherwise)")(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=SETTINGS)
 @click.version_option(__version__, prog_name=PROG)
 def cli() -> None:
     """Prometheus metrics for systemd services ("agents").
@@ -40,12 +43,19 @@ def cli() -> None:
     `write` (run by a timer every 10 s) asks systemd about the configured agents, adds host
     memory, disk and load, and replaces a .prom file in node_exporter's textfile directory
     atomically. `serve` re-serves that file over HTTP for direct scraping.
+
+    Usage errors exit 2, a failed run 1, each with one line on stderr. Shell completion, in
+    ~/.bashrc (zsh_source or fish_source for those shells):
+
+    \b
+      eval "$(_AGENT_EXPORTER_COMPLETE=bash_source agent-exporter)"
     """
 
 
 @cli.command()
 @common_options
-@click.option(FULL_REFRESH_FLAG, "full_refresh", is_flag=True, default=None, help=FULL_REFRESH_HELP)
+@option(FULL_REFRESH_FLAG, "full_refresh", env=FULL_REFRESH_ENV, read_env=False, is_flag=True, default=None,
+        help=FULL_REFRESH_HELP)
 def write(**values: Any) -> None:
     """Collect once and replace the .prom file atomically.
 
@@ -57,31 +67,37 @@ def write(**values: Any) -> None:
 
 @cli.command()
 @common_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="output format")
+@option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+        help="output format: a table for people, or JSON (default: table)")
 def status(fmt: str, **values: Any) -> None:
     """Show what the writer sees now: agent, type, state, CPU %, memory, uptime, restarts, health.
 
     HEALTH is 'ok' or why not, in words; an unhealthy row is marked '!'.
 
-    CPU % is measured since the writer's last run (its state directory); '-' when unknown.
-    Nothing is written.
+    CPU % is CPU used over a window that ends now, in % of one core: a difference of two readings
+    of each agent's CPU counter, and status keeps none of its own. So the window starts at the
+    installed writer's last reading when that is fresh (at most 3 intervals old; found where the
+    timer keeps its state for the scope, or in --state-dir) and at least 0.5 s ago; else status
+    reads the counters twice, 0.5 s apart. A line under the table says which. '?' marks a value
+    that could not be known (an agent that restarted within the window has no CPU %), '-' one
+    that does not apply. Nothing is written.
     """
     settings = resolve(values)
-    previous, _why = load_previous(settings)
-    result = collect(settings.config, previous, run, settings.timeout)
+    explicit = bool(values.get("state_dir") or os.environ.get(_STATE_DIR_ENV))
+    result, window = look(settings, explicit, run)
     for problem in result.problems:
         warn(problem)
     if fmt == "json":
-        click.echo(json.dumps(as_json(result.snapshot), indent=2))
+        where = {"seconds": round(window.seconds, 3), "state_dir": window.state_dir,
+                 "source": "status" if window.state_dir is None else "writer"}
+        click.echo(json.dumps({**as_json(result.snapshot), "cpu_window": where}, indent=2))
     else:
-        click.echo(table(result.snapshot))
+        click.echo(table(result.snapshot, (window.describe(),)))
 
 
 @cli.command()
 @common_options
-@click.option("--system-check", is_flag=True,
-              help="also check that systemctl answers and the directories are writable")
+@option("--system-check", is_flag=True, help="also check that systemctl answers and the directories are writable")
 def check(system_check: bool, **values: Any) -> None:
     """Validate the configuration and say what it contains."""
     settings = resolve(values, use_cache=False)

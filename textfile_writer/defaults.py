@@ -24,6 +24,9 @@ TEMP_SUFFIX = ".tmp"
 
 INTERVAL_SECONDS = 10.0
 MAX_INTERVAL_SECONDS = 86400.0
+# The textfile, and the writer's state, are stale once older than this many intervals: the server's
+# /health turns 503, `status` stops taking CPU % from the writer's last run.
+STALE_FACTOR = 3
 
 LISTEN_ADDRESS = "127.0.0.1:9200"
 
@@ -68,12 +71,27 @@ def user_state_home(environ: Mapping[str, str]) -> str:
     return environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
 
 
+def user_config_home(environ: Mapping[str, str]) -> str:
+    return environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+
+
 def default_state_dir(environ: Mapping[str, str]) -> str:
     if environ.get("STATE_DIRECTORY"):  # set by systemd for StateDirectory=
         return environ["STATE_DIRECTORY"].split(":")[0]
     if os.geteuid() == 0:
         return SYSTEM_STATE_DIR
     return os.path.join(user_state_home(environ), STATE_DIRECTORY)
+
+
+def writer_state_dirs(scope: str, environ: Mapping[str, str]) -> list[str]:
+    """Where the installed writer of `scope` keeps its state (StateDirectory=), most likely first:
+    $STATE_DIRECTORY inside a unit; /var/lib for the system manager; for a user manager
+    $XDG_STATE_HOME (systemd 254 and later), else $XDG_CONFIG_HOME (before 254)."""
+    if environ.get("STATE_DIRECTORY"):
+        return [default_state_dir(environ)]
+    if scope == "system":
+        return [SYSTEM_STATE_DIR]
+    return [os.path.join(home, STATE_DIRECTORY) for home in (user_state_home(environ), user_config_home(environ))]
 
 
 def split_listen_address(address: str) -> tuple[str, int]:

@@ -52,7 +52,8 @@ COMMON = (
            f"file name in that directory, ending in .prom (default: {TEXTFILE_NAME})"),
     Option("--state-dir", "state_dir", "DIR",
            f"where the previous CPU counters are kept (default: $STATE_DIRECTORY, else {SYSTEM_STATE_DIR} "
-           f"for root, else $XDG_STATE_HOME/{STATE_DIRECTORY})"),
+           f"for root, else $XDG_STATE_HOME/{STATE_DIRECTORY}; status without it looks where the installed "
+           "timer keeps them)"),
     Option("--timeout", "timeout", "SECONDS",
            f"how long waiting for the lock, and one systemctl call, may take; a call gets "
            f"{PER_UNIT_SECONDS * 1000:g} ms more per unit it asks about, and all of a run's calls end by "
@@ -69,7 +70,7 @@ FULL_REFRESH_FLAG = "--full-refresh"
 FULL_REFRESH_ENV = "AGENT_EXPORTER_FULL_REFRESH"
 FULL_REFRESH_HELP = ("ask systemd about every unit with `systemctl show`, ignoring the unit cache (which this "
                      "run writes anew): what every run did before change-driven collection, to compare or "
-                     f"repair. [env: {FULL_REFRESH_ENV}=1]")
+                     "repair (the variable: 1 or 0)")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _BY_FLAG = {o.flag: o for o in COMMON}
 _BY_DEST = {o.dest: o for o in COMMON}

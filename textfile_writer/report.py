@@ -8,6 +8,9 @@ from . import healthtext, humanize
 from .model import AgentSample, Snapshot
 
 UNHEALTHY_MARK = "!"  # (a character, not a colour: the table is read in logs and pipes too)
+UNKNOWN = "?"  # a value that could not be known (not one that does not apply, such as a stopped agent's uptime: -)
+LEGEND = (f"{UNKNOWN}: not known: CPU% of an agent (re)started within the window, or memory or restarts that "
+          "systemd does not report")
 
 
 def facts(a: AgentSample) -> healthtext.Facts:
@@ -19,12 +22,14 @@ def _row(a: AgentSample, now: float) -> list[str]:
     state = a.state if a.load_state != "not-found" else "not-found"
     memory = None if a.memory_bytes is None else a.memory_bytes / 1024
     uptime = humanize.duration(a.uptime_seconds) if a.up else "-"
-    return [a.name, a.type, state, humanize.percent(a.cpu_percent), humanize.size_kb(memory), uptime,
-            humanize.count(a.restarts), "" if a.healthy else UNHEALTHY_MARK, healthtext.describe(facts(a), now)]
+    return [a.name, a.type, state, humanize.percent(a.cpu_percent, UNKNOWN), humanize.size_kb(memory, UNKNOWN),
+            uptime, humanize.count(a.restarts, UNKNOWN), "" if a.healthy else UNHEALTHY_MARK,
+            healthtext.describe(facts(a), now)]
 
 
-def table(snap: Snapshot) -> str:
-    """One row an agent; an unhealthy one has UNHEALTHY_MARK before its health, which says why."""
+def table(snap: Snapshot, notes: tuple[str, ...] = ()) -> str:
+    """One row an agent; an unhealthy one has UNHEALTHY_MARK before its health, which says why. Under
+    the totals the `notes` (what CPU% is measured over), and the legend when a value is UNKNOWN."""
     header = ["AGENT", "TYPE", "STATE", "CPU%", "MEMORY", "UPTIME", "RESTARTS", "", "HEALTH"]
     rows = [_row(a, snap.timestamp) for a in sorted(snap.agents, key=lambda a: (a.type, a.name))]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -37,6 +42,9 @@ def table(snap: Snapshot) -> str:
     lines = [fmt(header), *(fmt(r) for r in rows)]
     lines.append(f"{snap.running}/{len(snap.agents)} agents running")
     lines.append(f"{sum(a.healthy for a in snap.agents)}/{len(snap.agents)} agents healthy")
+    lines += notes
+    if any(UNKNOWN in r[3:7] for r in rows):
+        lines.append(LEGEND)
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from procs import Processes, wait_until
@@ -354,6 +355,64 @@ def test_status_json_agrees_with_systemd(user_manager: UserManager, fleet: Fleet
     row = next(line for line in table.stdout.splitlines() if line.startswith(label[fleet.failed] + " "))
     assert re.search(r"  !  failed: exit code 1, \d+ (s|min|h) ago$", row), table.stdout
     assert not work.prom.exists()  # status writes nothing
+
+
+@contextlib.contextmanager
+def burner(manager: UserManager, unit: str) -> Iterator[str]:
+    """A unit that spins a CPU core for as long as the block runs; its agent name."""
+    manager.run(["systemd-run", "--user", f"--unit={unit}", "--", "/bin/sh", "-c", "while :; do :; done"])
+    try:
+        yield agent_name(unit)
+    finally:
+        manager.systemctl("stop", unit, check=False)
+
+
+def by_hand(manager: UserManager, tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    """`status --format json` and `status` as a person runs them: no --state-dir, no state directory of
+    the timer's anywhere (the state and config homes are empty directories of the test's)."""
+    homes = {"XDG_STATE_HOME": str(tmp_path / "state-home"), "XDG_CONFIG_HOME": str(tmp_path / "config-home"),
+             "AGENT_EXPORTER_STATE_DIR": ""}
+    done = manager.run([EXE, "status", "--format", "json", *args], check=False, env=homes)
+    assert done.returncode == 0, done.stderr
+    table = manager.run([EXE, "status", *args], check=False, env=homes)
+    assert table.returncode == 0, table.stderr
+    return json.loads(done.stdout), table.stdout
+
+
+def test_status_by_hand_samples_a_busy_agents_cpu(user_manager: UserManager, tmp_path: Path) -> None:
+    """No writer's state to start from: status samples the counters itself (issue 14: it showed '-')."""
+    config = tmp_path / "config.yml"
+    config.write_text(f"scope: user\ntextfile_dir: {tmp_path}\nagents:\n  - unit: burner-status.service\n")
+    with burner(user_manager, "burner-status.service") as agent:
+        report, table = by_hand(user_manager, tmp_path, "--config", str(config))
+    (row,) = report["agents"]
+    assert row["agent"] == agent and row["up"]
+    assert 10 < row["cpu_percent"] <= 100 * (os.cpu_count() or 1) * 1.1, row
+    window = report["cpu_window"]
+    assert window["source"] == "status" and window["state_dir"] is None and 0.5 <= window["seconds"] < 5, window
+    cpu = next(line for line in table.splitlines() if line.startswith(agent + " ")).split()[3]
+    assert float(cpu) > 10, table
+    assert re.search(r"^CPU% over the last \d\.\d s, sampled by status", table, re.M), table
+    assert not list(tmp_path.glob("*-home"))  # status made no state directory
+
+
+def test_status_by_hand_reads_the_timers_fresh_state(user_manager: UserManager, tmp_path: Path) -> None:
+    """A writer whose state is where a user unit's StateDirectory= is on systemd before 254
+    ($XDG_CONFIG_HOME/agent-exporter): status finds it and measures since that run."""
+    config = tmp_path / "config.yml"
+    config.write_text(f"scope: user\ntextfile_dir: {tmp_path}\ninterval_seconds: 10\n"
+                      "agents:\n  - unit: burner-timer.service\n")
+    timers = tmp_path / "config-home" / "agent-exporter"
+    with burner(user_manager, "burner-timer.service") as agent:
+        assert_quiet_success(user_manager.run([EXE, "write", "--config", str(config), "--state-dir", str(timers)],
+                                              check=False))
+        time.sleep(1.0)
+        report, _table = by_hand(user_manager, tmp_path, "--config", str(config))
+    window = report["cpu_window"]
+    assert window["source"] == "writer" and window["state_dir"] == str(timers), window
+    assert 1.0 <= window["seconds"] < 30, window  # the first (json) status: since the write
+    (row,) = report["agents"]
+    assert row["agent"] == agent and row["cpu_percent"] > 10, row
 
 
 def test_node_exporter_serves_every_family(user_manager: UserManager, fleet: Fleet, work: Work,

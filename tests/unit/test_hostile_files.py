@@ -198,7 +198,8 @@ def test_killed_runs_leave_no_pile_of_state_temporaries(tmp_path: Path, textdir:
 
 def serve(tmp_path: Path, web: Path) -> subprocess.CompletedProcess[str]:
     # the web configuration is read before any socket is bound
-    return run(["serve", "--web.config.file", str(web), "--textfile", str(tmp_path / "x.prom")], tmp_path)
+    return run(["serve", "--web.config.file", str(web), "--textfile-dir", str(tmp_path), "--textfile-name", "x.prom"],
+               tmp_path)
 
 
 @pytest.mark.parametrize(("make", "kind"), [

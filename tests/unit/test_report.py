@@ -112,3 +112,18 @@ def test_json_says_why_an_agent_is_unhealthy() -> None:
         "labels": {"team": "infra"},
     }
     assert as_json(snapshot(agent("a"), oom))["agents_healthy"] == 1
+
+
+def test_values_not_known_are_marked_with_a_legend_and_the_window_is_said() -> None:
+    """'?' is a value status could not know (a running agent's CPU % without a window, memory systemd
+    does not report); '-' one that does not apply (a stopped agent's uptime). The notes come under
+    the totals, the legend only when a '?' is shown."""
+    snap = snapshot(agent("a", cpu_percent=None, memory_bytes=None), agent("b", state="inactive",
+                                                                         cpu_percent=0.0, uptime_seconds=0.0))
+    lines = table(snap, ("CPU% over the last 0.5 s, sampled by status",)).splitlines()
+    assert lines[1].split()[3:5] == ["?", "?"]
+    assert lines[2].split()[3:6] == ["0.0", "239.3", "MiB"] and lines[2].split()[6] == "-"
+    assert lines[-2:] == ["CPU% over the last 0.5 s, sampled by status",
+                          "?: not known: CPU% of an agent (re)started within the window, or memory or restarts "
+                          "that systemd does not report"]
+    assert "?" not in table(snapshot(agent("a")))

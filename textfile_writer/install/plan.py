@@ -190,7 +190,7 @@ def make_plan(req: Request, now: bool, cmd: Commands, check_access: bool = True)
     tests whose files live in a private temporary directory)."""
     rendered = render(req)  # bad values (UnitError) before anything else is looked at
     if req.scope == "system" and os.geteuid() != 0:
-        raise InstallError(f"install --system needs root (it writes {req.unit_dir} and creates a group)")
+        raise InstallError(f"install --scope system needs root (it writes {req.unit_dir} and creates a group)")
     if req.scope == "system" and check_access:
         problem = service_user_problem(req)
         if problem:

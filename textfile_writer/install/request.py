@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from .. import configfile
-from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, user_state_home
+from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, user_config_home, user_state_home
 from ..defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
 from ..defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
 from ..errors import UnitError, shown
@@ -46,10 +46,6 @@ def default_unit_dir(scope: str, environ: Mapping[str, str]) -> str:
     if scope == "system":
         return SYSTEM_UNIT_DIR
     return os.path.join(user_config_home(environ), "systemd", "user")
-
-
-def user_config_home(environ: Mapping[str, str]) -> str:
-    return environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
 
 
 def own_command(argv0: str | None = None, executable: str | None = None) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ class Uninstaller:
         if manifest.scope != self.scope:
             raise InstallError(f"{path} records a {manifest.scope}-scope install; use --{manifest.scope}")
         if self.scope == "system" and os.geteuid() != 0:
-            raise InstallError("uninstall --system needs root")
+            raise InstallError("uninstall --scope system needs root")
         self.cmd.systemd_version("uninstall needs it to stop and disable the units")
         self.say(f"agent-exporter uninstall: {self.scope} scope, units in {self.unit_dir}")
         self.stop_and_disable(manifest)

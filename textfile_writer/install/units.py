@@ -224,8 +224,8 @@ def write_command(p: UnitParams) -> list[str]:
 def serve_command(p: UnitParams) -> list[str]:
     # The textfile and the interval are given explicitly: the server need not read the writer's
     # configuration (which its unprivileged user may not be allowed to read).
-    argv = [*p.command, "serve", "--textfile", os.path.join(p.textfile_dir, p.textfile_name),
-            "--interval-seconds", format_number(p.interval_seconds)]
+    argv = [*p.command, "serve", "--textfile-dir", p.textfile_dir, "--textfile-name", p.textfile_name,
+            "--interval", format_number(p.interval_seconds)]
     if p.web_config:
         argv += ["--web.config.file", p.web_config]
     return argv

@@ -12,14 +12,27 @@ import signal
 
 import click
 
+from ..clistyle import SETTINGS, deprecated, deprecated_option, option
+from ..config import Config
 from ..configfile import load_config
 from ..console import say, warn
-from ..defaults import LISTEN_ADDRESS, default_scope
-from ..errors import AgentExporterError
+from ..defaults import (
+    INTERVAL_SECONDS,
+    LISTEN_ADDRESS,
+    STALE_FACTOR,
+    TEXTFILE_DIR,
+    TEXTFILE_NAME,
+    default_scope,
+    textfile_name_problem,
+)
+from ..errors import AgentExporterError, ConfigError
 from .eventloop import Server, ServerOptions, activated_sockets, bind, describe
 from .filecache import TextfileCache
 from .routes import App
 from .webconfig import load_web
+
+READ_TIMEOUT = 5.0
+MAX_CONNECTIONS = 1000
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -33,40 +46,49 @@ def _raise_fd_limit(wanted: int) -> None:
             pass
 
 
-@click.command("serve", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--web.listen-address", "listen_addresses", multiple=True, metavar="HOST:PORT",
-              envvar="AGENT_EXPORTER_WEB_LISTEN_ADDRESS", show_envvar=True,
-              help=f"address to listen on; repeat for several (default: {LISTEN_ADDRESS}). "
-                   "Ignored under systemd socket activation.")
-@click.option("--web.config.file", "web_config_file", metavar="FILE",
-              envvar="AGENT_EXPORTER_WEB_CONFIG_FILE", show_envvar=True,
-              help="TLS, basic auth and headers, in the Prometheus exporter toolkit's format; "
-                   "SIGHUP reloads it")
-@click.option("--textfile", "textfile", metavar="PATH", envvar="AGENT_EXPORTER_TEXTFILE", show_envvar=True,
-              help="the .prom file to serve (default: the config's textfile_dir/textfile_name)")
-@click.option("--config", "config_file", metavar="FILE", envvar="AGENT_EXPORTER_CONFIG", show_envvar=True,
-              help="the writer's YAML configuration, for the textfile's path and interval_seconds")
-@click.option("--interval-seconds", "interval_seconds", type=click.FloatRange(min=0, min_open=True),
-              metavar="SECONDS", envvar="AGENT_EXPORTER_INTERVAL_SECONDS", show_envvar=True,
-              help="the writer's period; /health is 503 once the file is older than 3 times this "
-                   "(default: the config's, else 10)")
-@click.option("--web.read-timeout", "read_timeout", type=click.FloatRange(min=0.1), default=5.0,
-              show_default=True, metavar="SECONDS", envvar="AGENT_EXPORTER_WEB_READ_TIMEOUT", show_envvar=True,
-              help="a client must send a whole request (or finish TLS) within this, idle ones are closed")
-@click.option("--web.max-connections", "max_connections", type=click.IntRange(min=1), default=1000,
-              show_default=True, metavar="N", envvar="AGENT_EXPORTER_WEB_MAX_CONNECTIONS", show_envvar=True,
-              help="open connections at most; more wait in the kernel's backlog")
-@click.option("-v", "--verbose", is_flag=True, help="log every request on stderr")
-def serve(listen_addresses: tuple[str, ...], web_config_file: str | None, textfile: str | None,
-          config_file: str | None, interval_seconds: float | None, read_timeout: float,
-          max_connections: int, verbose: bool) -> None:
+@click.command("serve", context_settings=SETTINGS)
+@option("--web.listen-address", "listen_addresses", env="AGENT_EXPORTER_WEB_LISTEN_ADDRESS", multiple=True,
+        metavar="HOST:PORT", help=f"address to listen on; repeat for several (default: {LISTEN_ADDRESS}); ignored "
+                                  "under systemd socket activation")
+@option("--web.config.file", "web_config_file", env="AGENT_EXPORTER_WEB_CONFIG_FILE", metavar="FILE",
+        help="TLS, basic auth and headers, in the Prometheus exporter toolkit's format; SIGHUP reloads it "
+             "(default: none, plain HTTP)")
+@option("--config", "config_file", env="AGENT_EXPORTER_CONFIG", metavar="FILE",
+        help="the writer's YAML configuration, for the textfile's directory and name and interval_seconds "
+             "(default: none, the built-in defaults)")
+@option("--textfile-dir", "textfile_dir", env="AGENT_EXPORTER_TEXTFILE_DIR", metavar="DIR",
+        help=f"the directory of the .prom file to serve (default: the config's, else {TEXTFILE_DIR})")
+@option("--textfile-name", "textfile_name", env="AGENT_EXPORTER_TEXTFILE_NAME", metavar="NAME",
+        help=f"the .prom file's name in that directory (default: the config's, else {TEXTFILE_NAME})")
+@option("--interval", "interval", env="AGENT_EXPORTER_INTERVAL", type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS", help=f"the writer's period; /health is 503 once the file is older than {STALE_FACTOR} "
+                                f"times this (default: the config's interval_seconds, else {INTERVAL_SECONDS:g})")
+@option("--web.read-timeout", "read_timeout", env="AGENT_EXPORTER_WEB_READ_TIMEOUT", type=click.FloatRange(min=0.1),
+        default=READ_TIMEOUT, metavar="SECONDS",
+        help="a client must send a whole request (or finish TLS) within this, idle ones are closed; at least "
+             f"0.1 (default: {READ_TIMEOUT:g})")
+@option("--web.max-connections", "max_connections", env="AGENT_EXPORTER_WEB_MAX_CONNECTIONS",
+        type=click.IntRange(min=1), default=MAX_CONNECTIONS, metavar="N",
+        help=f"open connections at most; more wait in the kernel's backlog (default: {MAX_CONNECTIONS})")
+@option("-v", "--verbose", is_flag=True, help="log every request on stderr")
+# The spellings before 0.2: one path, and the interval in seconds by name.
+@deprecated_option("--textfile", "textfile", env="AGENT_EXPORTER_TEXTFILE", metavar="PATH")
+@deprecated_option("--interval-seconds", "interval_seconds", env="AGENT_EXPORTER_INTERVAL_SECONDS",
+                   type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
+@click.pass_context
+def serve(ctx: click.Context, /, listen_addresses: tuple[str, ...], web_config_file: str | None,
+          config_file: str | None, textfile_dir: str | None, textfile_name: str | None, interval: float | None,
+          read_timeout: float, max_connections: int, verbose: bool, **_deprecated: object) -> None:
     """Serve the writer's textfile over HTTP: /metrics, /health and a landing page at /.
 
     /metrics is the file's bytes plus agent_exporter_textfile_age_seconds; the file is read
     again only when it changes. SIGTERM stops cleanly, SIGHUP reloads --web.config.file.
+    A port another process holds is an error (exit 1).
     """
-    server, where = _build(listen_addresses, web_config_file, textfile, config_file, interval_seconds,
-                           read_timeout, max_connections, verbose)
+    textfile = deprecated(ctx, "textfile", "textfile_dir", "textfile_name")
+    old_interval = deprecated(ctx, "interval_seconds", "interval")
+    server, where = _build(listen_addresses, web_config_file, config_file, textfile or (textfile_dir, textfile_name),
+                           interval if old_interval is None else old_interval, read_timeout, max_connections, verbose)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     signal.signal(signal.SIGHUP, lambda *_: server.request_reload())
@@ -75,11 +97,22 @@ def serve(listen_addresses: tuple[str, ...], web_config_file: str | None, textfi
     say("stopped")
 
 
-def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, textfile: str | None,
-           config_file: str | None, interval_seconds: float | None, read_timeout: float,
+def _textfile(config: Config, where: str | tuple[str | None, str | None]) -> str:
+    """The served file: the deprecated --textfile's path as given, else the directory and the name,
+    each from its option or the config."""
+    if isinstance(where, str):
+        return where
+    directory, name = where
+    if name is not None and (problem := textfile_name_problem(name)):
+        raise ConfigError("--textfile-name", None, None, problem)
+    return os.path.join(os.path.abspath(directory or config.textfile_dir), name or config.textfile_name)
+
+
+def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, config_file: str | None,
+           textfile: str | tuple[str | None, str | None], interval_seconds: float | None, read_timeout: float,
            max_connections: int, verbose: bool) -> tuple[Server, str]:
     config = load_config(config_file, default_scope())
-    path = textfile or config.textfile_path
+    path = _textfile(config, textfile)
     interval = interval_seconds if interval_seconds is not None else config.interval_seconds
     web = load_web(web_config_file)
     _raise_fd_limit(max_connections + 64)
@@ -105,5 +138,5 @@ def _build(listen_addresses: tuple[str, ...], web_config_file: str | None, textf
                     access_log=say if verbose else None)
     scheme = "https" if web.tls is not None else "http"
     where = ", ".join(f"{scheme}://{describe(s)}" for s in listeners) + f" (textfile {path}, " \
-        f"stale after {3 * interval:g}s" + (", basic auth" if web.auth is not None else "") + ")"
+        f"stale after {STALE_FACTOR * interval:g}s" + (", basic auth" if web.auth is not None else "") + ")"
     return server, where

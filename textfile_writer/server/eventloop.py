@@ -674,9 +674,12 @@ def bind(address: str, backlog: int = 1024) -> socket.socket:
     except socket.gaierror as exc:
         raise ServeError(f"cannot listen on {address}: {exc.strerror}") from None
     except OSError as exc:
+        # socket.create_server rewords the error ("error while attempting to bind on address (…)"):
+        # the errno's own words, as every other error of ours says them.
+        why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         hint = " (another program has it: choose another with --web.listen-address)" \
             if exc.errno == errno.EADDRINUSE else ""
-        raise ServeError(f"cannot listen on {address}: {exc.strerror}{hint}") from None
+        raise ServeError(f"cannot listen on {address}: {why}{hint}") from None
 
 
 def activated_sockets(environ: Mapping[str, str]) -> list[socket.socket] | None:

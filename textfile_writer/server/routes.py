@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..defaults import STALE_FACTOR
 from ..errors import TextfileUnavailable
 from .filecache import Snapshot, TextfileCache
 from .http11 import Request, Response, accepts_gzip, text_response
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     import ssl
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STALE_FACTOR = 3
 # How far ahead of our clock a file's mtime (or its last-success timestamp) may be before it is
 # called "future": the writer runs on this host, so any real skew is a clock jump or a planted
 # file; the second absorbs timestamps rounded up and a remote filesystem's clock.

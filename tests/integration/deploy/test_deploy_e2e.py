@@ -1,6 +1,6 @@
 """deploy/ end to end, everything real, on loopback ports picked at run time:
 
-systemd user manager (sandbox) with five agents -> `agent-exporter install --user --now` -> the
+systemd user manager (sandbox) with five agents -> `agent-exporter install --scope user --now` -> the
 installed timer runs `agent-exporter write` every second -> agents.prom -> the socket-activated
 `agent-exporter serve` and node_exporter's textfile collector ->
 Prometheus with the shipped prometheus.yml and alert rules -> Alertmanager with the shipped
@@ -39,7 +39,7 @@ from deploy_fixtures import (
 from procs import Processes, free_port, need, wait_until
 
 from devtools.fleet import DemoAgent, install_fleet
-from devtools.harness import EXE, UserManager, stop_quietly
+from devtools.harness import EXE, UserManager
 from devtools.stack import PROMETHEUS_BIN, NodeExporter, PrometheusServer, prometheus_config, shortened_rules
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ class InstalledExporter:
 
     def start(self) -> None:
         port = free_port()
-        done = self.manager.run([EXE, "install", "--user", "--now", "--config", str(self.config),
+        done = self.manager.run([EXE, "install", "--scope", "user", "--now", "--config", str(self.config),
                                  "--interval", "1", "--web.listen-address", f"127.0.0.1:{port}"], check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         wait_until(self.textfile.exists, 20, f"the timer's first write of {self.textfile}")
@@ -84,18 +84,6 @@ class InstalledExporter:
 
     def stop_writer(self) -> None:
         self.manager.systemctl("stop", "agent-exporter.timer")
-
-
-@pytest.fixture
-def manager(sandbox_prerequisites: None) -> Iterator[UserManager]:
-    """A user manager of this test's own: the session's `user_manager` and its fleet are shared by
-    other tests that count every agent-*.service in it."""
-    m = UserManager()
-    try:
-        m.start()
-        yield m
-    finally:
-        stop_quietly(m)
 
 
 def writer_config(path: Path, textfile_dir: Path, probe_url: str) -> Path:

@@ -32,7 +32,7 @@ def test_script_adds_the_job_and_reloads_prometheus(tmp_path: Path, procs: Proce
     prometheus = need(PROMETHEUS_BIN)
     textfile = tmp_path / "agents.prom"
     write_textfile(textfile, render(fleet()))
-    server, _ = start_server(procs, textfile, "--interval-seconds", "3600")
+    server, _ = start_server(procs, textfile, "--interval", "3600")
     listen = server.removeprefix("http://")
 
     etc = tmp_path / "etc-prometheus"
@@ -75,7 +75,7 @@ def test_fleet_config_takes_hosts_from_target_files(tmp_path: Path, procs: Proce
     prometheus = need(PROMETHEUS_BIN)
     textfile = tmp_path / "agents.prom"
     write_textfile(textfile, render(fleet()))
-    hosts = [start_server(procs, textfile, "--interval-seconds", "3600", name=f"serve-{i}")[0].removeprefix("http://")
+    hosts = [start_server(procs, textfile, "--interval", "3600", name=f"serve-{i}")[0].removeprefix("http://")
              for i in range(3)]
 
     # The shipped fleet configuration and target files, in a directory of their own; only the

@@ -1,4 +1,4 @@
-"""`agent-exporter install --user --now` in a real systemd user manager: the dry run before it is the
+"""`agent-exporter install --scope user --now` in a real systemd user manager: the dry run before it is the
 plan the real run carries out, the timer runs the hardened writer at its period, the socket starts
 the hardened server, node_exporter reads the directory with the flags node_exporter/ documents,
 `uninstall` leaves nothing behind, and `--no-server` installs the writer and its timer only.
@@ -9,6 +9,7 @@ unprivileged user (nobody), where a user manager can apply fewer sandboxing dire
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -33,6 +34,7 @@ from devtools.harness import (
     PER_AGENT,
     Fleet,
     UserManager,
+    agent_name,
     agent_values,
     parse_metrics,
     sample_names,
@@ -77,8 +79,8 @@ class Installed:
         return f"http://127.0.0.1:{self.port}/metrics"
 
     def install_args(self) -> list[str]:
-        return [self.exe, "install", "--user", "--now", "--interval", f"{INTERVAL:g}", "--config", str(self.config),
-                "--web.listen-address", f"127.0.0.1:{self.port}"]
+        return [self.exe, "install", "--scope", "user", "--now", "--interval", f"{INTERVAL:g}", "--config",
+                str(self.config), "--web.listen-address", f"127.0.0.1:{self.port}"]
 
     def agent_exporter(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.manager.run([self.exe, *args], check=False)
@@ -113,7 +115,7 @@ def plan_lines(output: str) -> list[str]:
 
 def uninstall_quietly(installed: Installed) -> None:
     if (installed.manager.unit_dir / MANIFEST).exists():
-        installed.agent_exporter("uninstall", "--user")
+        installed.agent_exporter("uninstall", "--scope", "user")
 
 
 def unit_files(manager: UserManager) -> list[str]:
@@ -277,6 +279,27 @@ def test_hardened_writer_writes_the_full_metric_set(installed: Installed, fleet:
     assert state.exists()  # StateDirectory= in a user manager: $XDG_CONFIG_HOME/agent-exporter
 
 
+def test_status_by_hand_measures_cpu_since_the_timers_run(installed: Installed, fleet: Fleet, tmp_path: Path) -> None:
+    """`status` as a person runs it, with the config and nothing else: it finds the installed timer's
+    state (StateDirectory=, under $XDG_CONFIG_HOME with this systemd) and has a CPU % for every running
+    agent (issue 14: it showed '-', reading a state directory of its own)."""
+    writes(installed, 2, timeout=4 * INTERVAL + 10)
+    env = {"XDG_STATE_HOME": str(tmp_path / "empty"), "AGENT_EXPORTER_STATE_DIR": ""}
+    done = installed.manager.run([installed.exe, "status", "--config", str(installed.config), "--format", "json"],
+                                 check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    timers = Path(installed.manager.env["XDG_CONFIG_HOME"]) / "agent-exporter"
+    assert report["cpu_window"]["source"] == "writer", report["cpu_window"]
+    assert report["cpu_window"]["state_dir"] == str(timers)
+    assert 0.5 <= report["cpu_window"]["seconds"] <= 3 * 10  # fresh: at most 3 intervals of its config
+    cpu = {a["agent"]: a["cpu_percent"] for a in report["agents"]}
+    steady = [agent_name(u) for u in fleet.long_running]  # (the crash-looper may have restarted since: '?')
+    assert steady and all(cpu[a] is not None and cpu[a] >= 0 for a in steady), cpu
+    table = installed.manager.run([installed.exe, "status", "--config", str(installed.config)], check=False, env=env)
+    assert f"(its state in {timers})" in table.stdout, table.stdout
+
+
 def test_socket_activated_server_answers_in_its_sandbox(installed: Installed) -> None:
     writes(installed, 1, timeout=4 * INTERVAL + 10)
     status, body = http_get(installed.url, timeout=10)
@@ -360,7 +383,7 @@ def test_node_exporter_reads_the_installed_directory(installed: Installed, procs
 def test_uninstall_leaves_no_unit_timer_or_socket(installed: Installed) -> None:
     """Runs last in this module (pytest keeps file order): the module's other tests use the install."""
     manager = installed.manager
-    done = installed.agent_exporter("uninstall", "--user")
+    done = installed.agent_exporter("uninstall", "--scope", "user")
     assert done.returncode == 0, done.stderr
     assert "left in place" not in done.stdout, done.stdout
     assert unit_files(manager) == [] and not (manager.unit_dir / MANIFEST).exists()
@@ -385,7 +408,7 @@ def test_no_server_installs_the_writer_and_its_timer_only(user_manager: UserMana
     config = work / "config.yml"
     config.write_text(f"scope: user\ntextfile_dir: {work / 'textfile'}\nagents:\n  - unit: {fleet.running}\n")
     port = free_port()
-    args = [EXE, "install", "--user", "--now", "--interval", f"{INTERVAL:g}", "--config", str(config),
+    args = [EXE, "install", "--scope", "user", "--now", "--interval", f"{INTERVAL:g}", "--config", str(config),
             "--web.listen-address", f"127.0.0.1:{port}"]
     installed = Installed(user_manager, work, config, port, "")
     try:
@@ -413,7 +436,7 @@ def test_no_server_installs_the_writer_and_its_timer_only(user_manager: UserMana
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
 
-        done = installed.agent_exporter("uninstall", "--user")
+        done = installed.agent_exporter("uninstall", "--scope", "user")
         assert done.returncode == 0 and "left in place" not in done.stdout, done.stdout + done.stderr
         assert unit_files(user_manager) == []
         listed = user_manager.systemctl("list-units", "--all", "--plain", "--no-legend", UNIT_GLOB)
@@ -461,7 +484,7 @@ def test_user_units_under_an_unprivileged_manager(procs: Processes, public_venv:
         assert facts["uid"] == str(manager.user.pw_uid)
         assert facts["net"] != mine["net"] and facts["user"] != mine["user"] and facts["mnt"] != mine["mnt"]
 
-        done = installed.agent_exporter("uninstall", "--user")
+        done = installed.agent_exporter("uninstall", "--scope", "user")
         assert done.returncode == 0, done.stderr
         assert unit_files(manager) == []
         listed = manager.systemctl("list-units", "--all", "--plain", "--no-legend", UNIT_GLOB).stdout

@@ -3,7 +3,7 @@ quick start, run as a new user would, then every system-scope path.
 
 One host for the module, set up in order as the README says: a venv of Debian's python3 under
 /opt with the package installed from wheels, the config in /etc/agent-exporter, then
-`install --system --now --interval 2` (its --dry-run first). The tests read what that host does;
+`install --scope system --now --interval 2` (its --dry-run first). The tests read what that host does;
 the last ones uninstall, then install and uninstall the writer alone (--no-server).
 Only the real PID 1 showed that a dynamic user cannot reach it through Debian 12's dbus-daemon,
 and that systemd refuses to clean the state of a failed unit.
@@ -116,9 +116,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         host.systemctl("daemon-reload")
         host.systemctl("start", "--no-block", *STARTED)
         s.sh(f"{EXE} check --config {CONFIG} --system-check")
-        s.plan_output = s.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG} --dry-run")
+        s.plan_output = s.sh(f"{EXE} install --scope system --now --interval {INTERVAL} --config {CONFIG} --dry-run")
         s.after_plan = s.facts()
-        s.install_output = s.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG}")
+        s.install_output = s.sh(f"{EXE} install --scope system --now --interval {INTERVAL} --config {CONFIG}")
         yield s
     finally:
         host.stop()
@@ -228,7 +228,7 @@ def test_systemd_analyze_security_inside(system: System) -> None:
 
 def test_second_install_changes_nothing(system: System) -> None:
     before = {n: system.stat(f"/etc/systemd/system/{n}") for n in units.UNIT_NAMES}
-    out = system.sh(f"{EXE} install --system --now --interval {INTERVAL} --config {CONFIG}")
+    out = system.sh(f"{EXE} install --scope system --now --interval {INTERVAL} --config {CONFIG}")
     assert out.splitlines()[-1] == "nothing to change: already installed as asked", out
     assert {n: system.stat(f"/etc/systemd/system/{n}") for n in units.UNIT_NAMES} == before
 
@@ -271,7 +271,7 @@ def test_dbus_stopped_keeps_the_old_file(system: System) -> None:
 
 
 def test_uninstall_leaves_nothing(system: System) -> None:
-    done = system.host.run([EXE, "uninstall", "--system"], check=False)
+    done = system.host.run([EXE, "uninstall", "--scope", "system"], check=False)
     assert done.returncode == 0 and "left in place" not in done.stdout, done.stdout + done.stderr
     leftovers = system.sh("ls -d /etc/systemd/system/agent-exporter* /etc/systemd/system/*.wants/agent-exporter* "
                           "/var/lib/agent-exporter /var/lib/private/agent-exporter "
@@ -286,13 +286,13 @@ def test_uninstall_leaves_nothing(system: System) -> None:
 
 def test_no_server_installs_and_uninstalls_the_writer_alone(system: System) -> None:
     """After the full uninstall above: the writer and its timer only, then nothing again."""
-    out = system.sh(f"{EXE} install --system --now --no-server --interval {INTERVAL} --config {CONFIG}")
+    out = system.sh(f"{EXE} install --scope system --now --no-server --interval {INTERVAL} --config {CONFIG}")
     assert "  create system user agent-exporter (no home" in out and "no server (--no-server)" in out, out
     installed = system.sh("ls /etc/systemd/system | grep agent-exporter").split()
     assert sorted(installed) == sorted([*units.WRITER_UNITS, "agent-exporter.install.json"]), installed
     system.wait_for_rewrite()
     listed = system.host.systemctl("list-units", "--all", "--plain", "--no-legend", "agent-exporter-server*").stdout
     assert listed.strip() == "", listed
-    done = system.host.run([EXE, "uninstall", "--system"], check=False)
+    done = system.host.run([EXE, "uninstall", "--scope", "system"], check=False)
     assert done.returncode == 0 and "left in place" not in done.stdout, done.stdout + done.stderr
     assert system.facts() == "root:root 755\n", system.facts()

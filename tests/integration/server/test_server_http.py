@@ -122,7 +122,7 @@ def test_refusals_and_traversal_attempts(textfile: Path, procs: Processes) -> No
 
 def test_missing_then_present_then_stale(tmp_path: Path, procs: Processes) -> None:
     path = tmp_path / "agents.prom"
-    base, _pid = start_server(procs, path, "--interval-seconds", "10")
+    base, _pid = start_server(procs, path, "--interval", "10")
     missing = curl("-i", f"{base}/metrics").stdout
     assert missing.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     body = missing.split(b"\r\n\r\n", 1)[1]
@@ -232,7 +232,8 @@ def activated(textfile: Path, procs: Processes) -> Iterator[tuple[int, subproces
     with socket.create_server(("127.0.0.1", 0)) as taken:
         busy = taken.getsockname()[1]
         argv = [tool, "-l", f"127.0.0.1:{port}", "-E", "PYTHONPATH=" + os.environ.get("PYTHONPATH", ""),
-                *serve_argv("--textfile", str(textfile), "--web.listen-address", f"127.0.0.1:{busy}")]
+                *serve_argv("--textfile-dir", str(textfile.parent), "--textfile-name", textfile.name,
+                            "--web.listen-address", f"127.0.0.1:{busy}")]
         proc = procs.start(argv, "activate")
         wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 10,
                    "systemd-socket-activate to listen")

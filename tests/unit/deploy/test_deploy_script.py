@@ -6,10 +6,14 @@ Reloading a real Prometheus is in tests/integration/test_deploy_prometheus_reloa
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -70,8 +74,8 @@ def test_shellcheck_clean() -> None:
 def test_help_lists_the_steps_and_options() -> None:
     done = script("--help")
     assert done.returncode == 0, done.stderr
-    for word in ("--dry-run", "--user", "--system", "--prometheus-config", "--prometheus-url", "--skip-install",
-                 "--skip-prometheus", "--listen-address", "promtool", "agent-exporter install"):
+    for word in ("--dry-run", "--user", "--system", "--python", "--prometheus-config", "--prometheus-url",
+                 "--skip-install", "--skip-prometheus", "--listen-address", "promtool", "agent-exporter install"):
         assert word in done.stdout, word
 
 
@@ -83,16 +87,18 @@ def test_unknown_option_is_refused() -> None:
 
 def test_dry_run_changes_nothing_and_explains_every_step(tmp_path: Path, prom_dir: Path) -> None:
     before = snapshot(prom_dir)
-    venv = tmp_path / "venv"
+    venv = Path("/opt") / f"agent-exporter-dry-run-{os.getpid()}"  # where system units can read (not /tmp)
     done = script("--dry-run", "--system", "--venv", str(venv), "--prometheus-config", str(prom_dir / "prometheus.yml"),
                   "--prometheus-url", nothing_listens())
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for n in range(1, 6):
         assert f"==> {n}/5 " in out, n
-    assert f"$ python3 -m venv {venv}" in out
+    # Debian's own interpreter, whatever python3 comes first on PATH
+    assert f"Python for {venv}: /usr/bin/python3 (3." in out
+    assert f"$ /usr/bin/python3 -m venv {venv}" in out
     assert f"$ {venv}/bin/pip install" in out
-    assert f"$ {venv}/bin/agent-exporter install --system --now --web.listen-address 127.0.0.1:9200" in out
+    assert f"$ {venv}/bin/agent-exporter install --scope system --now --web.listen-address 127.0.0.1:9200" in out
     assert "+  - job_name: agent-monitoring" in out and "+  - prometheus-alerts.yml" in out  # the diff
     assert "/-/reload" in out
     assert out.rstrip().endswith("Dry run done: nothing was changed.")
@@ -113,6 +119,93 @@ def test_dry_run_asks_agent_exporter_install_and_stops_where_it_would(prom_dir: 
     assert done.returncode != 0, done.stdout
     assert "agent-exporter install --dry-run" in done.stdout
     assert "agent-exporter: error: systemd is not reachable in user scope" in done.stderr, done.stderr
+
+
+# The interpreter: one the system units can run, or a stop at once with the reason (issue 14)
+
+# a version manager's shim: finds the interpreter in the caller's environment
+SHIM = '#!/usr/bin/env bash\nexec /usr/bin/python3 "$@"\n'
+
+
+@pytest.fixture
+def shim_first(tmp_path: Path) -> dict[str, str]:
+    """PATH with a version manager's shim for python3 before /usr/bin."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "python3").write_text(SHIM)
+    (shims / "python3").chmod(0o755)
+    return {"PATH": f"{shims}:{os.environ['PATH']}"}
+
+
+@contextlib.contextmanager
+def interpreter_in(parent: str, mode: int = 0o755) -> Iterator[Path]:
+    """A real copy of Debian's python3.11 in a new directory under `parent`, removed afterwards."""
+    where = Path(tempfile.mkdtemp(prefix="agent-exporter-py-", dir=parent))
+    try:
+        where.chmod(mode)
+        shutil.copy2(os.path.realpath("/usr/bin/python3"), where / "python3.11")
+        yield where / "python3.11"
+    finally:
+        shutil.rmtree(where)
+
+
+def system_dry_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return script("--dry-run", "--system", "--skip-prometheus", *args, env=env)
+
+
+def assert_stopped_at_once(done: subprocess.CompletedProcess[str], reason: str) -> None:
+    assert done.returncode == 1, done.stdout
+    assert done.stderr.splitlines() == [f"deploy_agent_monitoring.sh: error: {reason}"], done.stderr
+    assert "==> 1/5" not in done.stdout  # before any step
+
+
+def test_a_shim_first_on_path_is_passed_over(shim_first: dict[str, str]) -> None:
+    venv = f"/opt/agent-exporter-dry-run-{os.getpid()}"
+    for scope in ("--system", "--user"):
+        done = script("--dry-run", scope, "--skip-prometheus", "--venv", venv, env=shim_first)
+        assert f"$ /usr/bin/python3 -m venv {venv}" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_shim_given_is_refused(shim_first: dict[str, str]) -> None:
+    shim = shim_first["PATH"].split(":")[0] + "/python3"
+    done = system_dry_run("--python", shim, "--venv", "/opt/agent-exporter-x", env=shim_first)
+    assert_stopped_at_once(done, f"--python: {shim} is a script, not an interpreter: a version manager's shim "
+                                 "runs only in your shell")
+
+
+def test_an_interpreter_under_tmp_or_a_home_or_a_closed_directory_is_refused_for_system_units() -> None:
+    venv = ["--venv", "/opt/agent-exporter-x"]
+    with interpreter_in(tempfile.gettempdir()) as python:
+        assert_stopped_at_once(system_dry_run("--python", str(python), *venv),
+                               f"--python: {python} is in a temporary directory: the system units see a private "
+                               "one (PrivateTmp=)")
+        user = script("--dry-run", "--user", "--skip-prometheus", "--python", str(python), *venv)
+        assert f"$ {python} -m venv /opt/agent-exporter-x" in user.stdout, user.stderr  # user units run as you
+    with interpreter_in(os.path.expanduser("~")) as python:
+        assert_stopped_at_once(system_dry_run("--python", str(python), *venv),
+                               f"--python: {python} is in a home directory: the system units cannot read it "
+                               "(ProtectHome=)")
+    with interpreter_in("/opt", mode=0o700) as python:
+        assert_stopped_at_once(system_dry_run("--python", str(python), *venv),
+                               f"--python: {python} is in {python.parent}, closed to other users (drwx------): the "
+                               "system units run as users of their own")
+
+
+def test_an_existing_environment_made_from_a_home_interpreter_is_refused() -> None:
+    with interpreter_in(os.path.expanduser("~")) as python, interpreter_in("/opt") as elsewhere:
+        venv = elsewhere.parent / "venv"
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").symlink_to(python)  # what `python -m venv` makes
+        assert_stopped_at_once(system_dry_run("--venv", str(venv)),
+                               f"{venv} exists, made from an interpreter the system units cannot use: {venv}/bin/"
+                               f"python ({python}) is in a home directory: the system units cannot read it "
+                               "(ProtectHome=) (remove it, or choose another --venv)")
+
+
+def test_a_system_environment_under_tmp_is_refused(tmp_path: Path) -> None:
+    assert_stopped_at_once(system_dry_run("--venv", str(tmp_path / "venv")),
+                           f"--venv: {tmp_path / 'venv'} is in a temporary directory: the system units see a private "
+                           "one (PrivateTmp=) (the default: /opt/agent-exporter)")
 
 
 def test_real_run_edits_a_copy_of_debians_config_then_is_idempotent(prom_dir: Path) -> None:
@@ -186,7 +279,7 @@ def test_a_config_promtool_rejects_is_not_installed(prom_dir: Path) -> None:
 
 
 def test_missing_prometheus_config_stops_before_any_change(tmp_path: Path) -> None:
-    done = script("--prometheus-config", str(tmp_path / "nope.yml"), "--venv", str(tmp_path / "venv"))
+    done = script("--user", "--prometheus-config", str(tmp_path / "nope.yml"), "--venv", str(tmp_path / "venv"))
     assert done.returncode == 1
     assert "does not exist" in done.stderr
     assert not (tmp_path / "venv").exists()

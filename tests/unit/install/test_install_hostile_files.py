@@ -17,7 +17,7 @@ from textfile_writer.install.request import interpreter_of
 
 def test_a_fifo_for_the_manifest_is_one_line_not_a_hang(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / MANIFEST)
-    done = subprocess.run([sys.executable, "-m", "textfile_writer", "uninstall", "--user", "--unit-dir",
+    done = subprocess.run([sys.executable, "-m", "textfile_writer", "uninstall", "--scope", "user", "--unit-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=20, check=False)
     assert done.returncode == 1
     lines = done.stderr.splitlines()

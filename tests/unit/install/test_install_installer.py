@@ -368,7 +368,7 @@ def cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_refuses_without_a_user_manager(tmp_path: Path) -> None:
-    done = cli(["install", "--user", "--textfile-dir", str(tmp_path / "tf")], tmp_path)
+    done = cli(["install", "--scope", "user", "--textfile-dir", str(tmp_path / "tf")], tmp_path)
     assert done.returncode == 1, done
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("agent-exporter: error: systemd is not reachable in user scope (Failed to connect")
@@ -376,13 +376,13 @@ def test_cli_refuses_without_a_user_manager(tmp_path: Path) -> None:
 
 
 def test_cli_bad_value_is_one_line(tmp_path: Path) -> None:
-    done = cli(["install", "--user", "--dry-run", "--web.listen-address", "localhost:9200"], tmp_path)
+    done = cli(["install", "--scope", "user", "--dry-run", "--web.listen-address", "localhost:9200"], tmp_path)
     assert done.returncode == 2
     assert done.stderr == ("agent-exporter: error: --web.listen-address: the host must be an IP address (systemd "
                            "does not resolve names for ListenStream=), got 'localhost'\n")
 
 
 def test_cli_uninstall_with_nothing_installed(tmp_path: Path) -> None:
-    done = cli(["uninstall", "--user"], tmp_path)
+    done = cli(["uninstall", "--scope", "user"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("nothing to uninstall")

@@ -248,12 +248,13 @@ def test_switching_to_no_server_and_back(tmp_path: Path) -> None:
 # The command line
 
 
-def cli(args: list[str], tmp_path: Path, exe: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(args: list[str], tmp_path: Path, exe: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
     runtime = tmp_path / "no-manager"
     runtime.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_EXPORTER_")}
     env.update(XDG_RUNTIME_DIR=str(runtime), XDG_CONFIG_HOME=str(tmp_path / "config"))
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    env.update(extra)
     argv = [exe] if exe else [sys.executable, "-m", "textfile_writer"]
     return subprocess.run([*argv, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
@@ -268,8 +269,41 @@ def test_user_and_system_exclude_each_other(tmp_path: Path, args: list[str]) -> 
     assert tree(tmp_path) == ["no-manager"]
 
 
+@pytest.mark.parametrize("args", [["install", "--scope", "system", "--user"],
+                                  ["uninstall", "--system", "--scope", "user"]])
+def test_a_deprecated_scope_flag_against_scope_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
+    done = cli(args, tmp_path)
+    flag = next(a for a in args if a in ("--user", "--system"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(f"agent-exporter: error: --scope {args[args.index('--scope') + 1]} "
+                                                   f"and {flag} cannot be given together: choose one")
+    assert tree(tmp_path) == ["no-manager"]
+
+
+@pytest.mark.parametrize(("args", "env", "warning"), [
+    (["--user"], {}, "--user is deprecated: use --scope"),
+    (["--user"], {"AGENT_EXPORTER_SCOPE": "system"}, "--user is deprecated: use --scope"),  # the command line wins
+    ([], {"AGENT_EXPORTER_SCOPE": "user"}, None),
+    (["--scope", "user"], {}, None)])
+def test_scope_by_every_spelling(tmp_path: Path, args: list[str], env: dict[str, str], warning: str | None) -> None:
+    """--scope (AGENT_EXPORTER_SCOPE) is the spelling; --user and --system, the spelling before 0.2, still
+    work with a warning. The user scope shows in the refusal without a user manager."""
+    done = cli(["install", *args, "--dry-run", "--textfile-dir", str(tmp_path / "tf")], tmp_path, **env)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1, done.stderr
+    assert lines == [*([f"agent-exporter: warning: {warning}"] if warning else []), lines[-1]]
+    assert lines[-1].startswith("agent-exporter: error: systemd is not reachable in user scope (")
+
+
+def test_the_deprecated_system_flag_means_system_scope(tmp_path: Path) -> None:
+    done = cli(["install", "--system", "--dry-run", "--unit-dir", str(tmp_path / "units"), "--textfile-dir",
+                str(tmp_path / "tf")], tmp_path, AGENT_EXPORTER_SCOPE="user")
+    assert done.stderr.splitlines()[0] == "agent-exporter: warning: --system is deprecated: use --scope"
+    assert "system" in done.stderr.splitlines()[1] and "user scope" not in done.stderr, done.stderr
+
+
 def test_cli_dry_run_without_a_manager_refuses_in_one_line_first(tmp_path: Path) -> None:
-    done = cli(["install", "--user", "--dry-run", "--textfile-dir", str(tmp_path / "tf")], tmp_path)
+    done = cli(["install", "--scope", "user", "--dry-run", "--textfile-dir", str(tmp_path / "tf")], tmp_path)
     assert_one_line_error(done, 1, starts="systemd is not reachable in user scope (")
     assert done.stdout == ""
     assert tree(tmp_path) == ["no-manager"]
@@ -305,12 +339,12 @@ def test_system_units_refuse_a_venv_under_tmp(tmp_venv: str, tmp_path: Path) -> 
     reason = (f"the system units run as unprivileged users, which could not use {tmp_venv}: the server's dynamic "
               "user never sees the host's /tmp (DynamicUser= implies PrivateTmp=)")
     for extra in (["--dry-run"], []):
-        done = cli(["install", "--system", "--unit-dir", str(unit_dir), *extra], tmp_path, exe=tmp_venv)
+        done = cli(["install", "--scope", "system", "--unit-dir", str(unit_dir), *extra], tmp_path, exe=tmp_venv)
         assert_one_line_error(done, 2, starts=reason)
         assert done.stdout == ""
         assert not unit_dir.exists()
     # without the server the writer alone (a static user) may see /tmp: PrivateTmp=no, not a refusal
-    done = cli(["install", "--system", "--no-server", "--dry-run", "--unit-dir", str(unit_dir)], tmp_path,
+    done = cli(["install", "--scope", "system", "--no-server", "--dry-run", "--unit-dir", str(unit_dir)], tmp_path,
                exe=tmp_venv)
     if done.returncode == 0:  # a host whose PID 1 is systemd answers
         assert "PrivateTmp=no\n" in done.stdout and "DynamicUser" not in done.stdout
@@ -320,12 +354,12 @@ def test_system_units_refuse_a_venv_under_tmp(tmp_venv: str, tmp_path: Path) -> 
 
 def test_system_units_refuse_a_textfile_directory_under_tmp(public_venv: Venv, tmp_path: Path) -> None:
     for extra in (["--dry-run"], []):
-        done = cli(["install", "--system", "--unit-dir", str(tmp_path / "units"), "--textfile-dir", "/tmp/textfile",
-                    *extra], tmp_path, exe=public_venv.exe)
+        done = cli(["install", "--scope", "system", "--unit-dir", str(tmp_path / "units"), "--textfile-dir",
+                    "/tmp/textfile", *extra], tmp_path, exe=public_venv.exe)
         assert_one_line_error(done, 2, starts="the system units run as unprivileged users, which could not use "
                                               "/tmp/textfile: the server's dynamic user never sees the host's /tmp")
         assert not Path("/tmp/textfile").exists() and not (tmp_path / "units").exists()
     # a directory outside /tmp is not refused for where it is (this host may not run systemd)
-    done = cli(["install", "--system", "--dry-run", "--unit-dir", str(tmp_path / "units")], tmp_path,
+    done = cli(["install", "--scope", "system", "--dry-run", "--unit-dir", str(tmp_path / "units")], tmp_path,
                exe=public_venv.exe)
     assert done.returncode == 0 or "systemd is not reachable in system scope" in done.stderr, done.stderr

@@ -93,7 +93,7 @@ def test_server_units() -> None:
                              web_config="/etc/agent-exporter/web.yml"))
     service, socket = rendered[units.SERVER_SERVICE], rendered[units.SERVER_SOCKET]
     assert values_of(service, "ExecStart") == [
-        f"{EXE} serve --textfile /var/lib/prometheus/node-exporter/agents.prom --interval-seconds 2.5 "
+        f"{EXE} serve --textfile-dir /var/lib/prometheus/node-exporter --textfile-name agents.prom --interval 2.5 "
         "--web.config.file /etc/agent-exporter/web.yml"]
     assert values_of(service, "Requires") == [units.SERVER_SOCKET]
     assert values_of(service, "PrivateNetwork") == ["yes"]  # the socket comes from systemd

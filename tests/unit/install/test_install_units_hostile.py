@@ -110,7 +110,8 @@ def assert_units_hold_exactly(req: Request, rendered: dict[str, str]) -> None:
     textfile = os.path.join(v.textfile_dir, v.textfile_name)
     write = [*v.command, "write", "--scope", v.scope, "--textfile-dir", v.textfile_dir,
              "--textfile-name", v.textfile_name, *(["--config", v.config] if v.config else [])]
-    serve = [*v.command, "serve", "--textfile", textfile, "--interval-seconds", interval,
+    serve = [*v.command, "serve", "--textfile-dir", v.textfile_dir, "--textfile-name", v.textfile_name,
+             "--interval", interval,
              *(["--web.config.file", v.web_config] if v.web_config else [])]
     expected = {
         units.WRITER_SERVICE: {"ExecStart": " ".join(write), "ReadWritePaths": v.textfile_dir,
@@ -316,7 +317,7 @@ def test_a_planted_interpreter_line_with_a_nul(tmp_path: Path) -> None:
 @pytest.mark.parametrize("address", ["[::1%x\nExecStartPost=touch pwn\n#]:9200", "[fe80::1%eth0]:9200"])
 def test_install_dry_run_refuses_in_one_line(tmp_path: Path, address: str) -> None:
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_RUNTIME_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "textfile_writer", "install", "--user", "--dry-run",
+    done = subprocess.run([sys.executable, "-m", "textfile_writer", "install", "--scope", "user", "--dry-run",
                            "--textfile-dir", str(tmp_path / "out"), "--web.listen-address", address],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 2, done.stdout + done.stderr

@@ -46,7 +46,7 @@ def test_serve_refuses_a_cost_31_hash_at_once(tmp_path: Path) -> None:
     t = time.monotonic()
     try:
         done = subprocess.run(serve_argv("--web.listen-address", "127.0.0.1:0", "--web.config.file", str(web),
-                                         "--textfile", str(tmp_path / "agents.prom")),
+                                         "--textfile-dir", str(tmp_path)),
                               capture_output=True, timeout=60, check=False)
     except subprocess.TimeoutExpired:
         pytest.fail("serve still starting after 60 s with a cost-31 hash")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import re
 import socket
 import threading
 import time
@@ -251,7 +252,10 @@ def test_bind_errors_say_what_to_do() -> None:
     taken = bind("127.0.0.1:0")
     try:
         address = describe(taken)
-        with pytest.raises(ServeError, match=r"Address already in use.*--web\.listen-address"):
+        # the errno's words, not socket.create_server's ("error while attempting to bind on address (…)")
+        expected = (rf"^cannot listen on {re.escape(address)}: address already in use "
+                    r"\(another .*--web\.listen-address\)$")
+        with pytest.raises(ServeError, match=expected):
             bind(address)
     finally:
         taken.close()
