@@ -10,8 +10,10 @@ option without its row, fails with both lists named.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +25,7 @@ from builders import agent, snapshot
 
 from textfile_writer.__main__ import program
 from textfile_writer.config import parse_config
+from textfile_writer.console import PROG
 from textfile_writer.errors import ConfigError
 from textfile_writer.metrics import render
 from textfile_writer.server.filecache import TextfileCache
@@ -140,6 +143,20 @@ def test_option_tables_match_the_code(command: str) -> None:
     assert not extra, f"{shown}: docs/configuration.md documents options that do not exist: {extra}"
     wrong = {flag: (docs[flag], env) for flag, env in code.items() if docs[flag] != env}
     assert not wrong, f"{shown}: environment variable in the docs differs from the code (docs, code): {wrong}"
+
+
+def test_documented_shell_completion_works_on_the_installed_command() -> None:
+    """configuration.md's `_AGENT_EXPORTER_COMPLETE=bash_source agent-exporter`, on the command pip installs."""
+    docs = (DOCS / "configuration.md").read_text()
+    assert f'eval "$(_{PROG.upper().replace("-", "_")}_COMPLETE=bash_source {PROG})"' in docs
+    exe = str(Path(sys.executable).with_name(PROG))
+    script = subprocess.run([exe], env={**os.environ, "_AGENT_EXPORTER_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert f"complete -o nosort -F _agent_exporter_completion {PROG}" in script
+    words = subprocess.run([exe], env={**os.environ, "_AGENT_EXPORTER_COMPLETE": "bash_complete",
+                                       "COMP_WORDS": f"{PROG} install --dry", "COMP_CWORD": "2"},
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    assert words.split() == ["plain,--dry-run"]
 
 
 # --- metrics.md's reference against a rendered file and the server's own family ---------------------
