@@ -38,7 +38,7 @@ def test_help_names_every_option_and_its_environment_variable() -> None:
 
 
 def test_errors_are_one_line(tmp_path: Path) -> None:
-    # a bad value: exit 2, as docs/configuration.md says of every bad value
+    # a bad value: exit 2, as the README says of every bad value
     assert_one_line_error(run("--web.listen-address", "9200", "--textfile", "x"), 2, "expected HOST:PORT")
     web = tmp_path / "web.yml"
     web.write_text("basic_auth_users:\n  alice: secret\n")
