@@ -261,7 +261,10 @@ def test_alert_tables_match_the_rules() -> None:
     for table in tables(DOCS / "deploy.md"):
         if table.header[:2] == ["alert", "severity"]:
             docs.update({ticked(row[0])[0]: row[1] for row in table.rows})
-    assert docs == code
+    missing, extra = sorted(set(code) - set(docs)), sorted(set(docs) - set(code))
+    assert not missing, f"alerts missing from docs/deploy.md: {missing}"
+    assert not extra, f"docs/deploy.md documents alerts that do not exist: {extra}"
+    assert docs == code, "a severity in docs/deploy.md differs from prometheus-alerts.yml"
 
 
 def test_deploy_script_options_match_its_help() -> None:
@@ -273,7 +276,8 @@ def test_deploy_script_options_match_its_help() -> None:
     table = [t for t in tables(DOCS / "deploy.md") if t.heading == "Quick deploy on one host"]
     assert len(table) == 1
     docs = {t.split()[0] for row in table[0].rows for t in ticked(row[0])}
-    assert docs == code
+    assert not code - docs, f"deploy script options missing from docs/deploy.md: {sorted(code - docs)}"
+    assert not docs - code, f"docs/deploy.md documents script options that do not exist: {sorted(docs - code)}"
 
 
 # --- links, anchors and the README's length -----------------------------------------------------------
