@@ -247,8 +247,10 @@ def parser_keys(text: str) -> set[str]:
 def test_configuration_keys_match_the_parser(heading: str) -> None:
     found = [t for t in tables(DOCS / "configuration.md") if t.heading == heading and t.header[0] == "key"]
     assert len(found) == 1, f"configuration.md has no single key table under '{heading}'"
-    documented = {ticked(row[0])[0] for row in found[0].rows}
-    assert documented == parser_keys(KEY_TABLES[heading])
+    documented, parsed = {ticked(row[0])[0] for row in found[0].rows}, parser_keys(KEY_TABLES[heading])
+    assert not parsed - documented, f"keys missing from configuration.md ({heading}): {sorted(parsed - documented)}"
+    assert not documented - parsed, f"configuration.md ({heading}) documents keys the parser refuses: " \
+        f"{sorted(documented - parsed)}"
 
 
 # --- deploy.md against the rules and the deploy script -------------------------------------------------
