@@ -183,7 +183,7 @@ def alertmanager_for_test(directory: Path, slack_url: str, smtp_address: str,
                 if k.endswith("_file") and isinstance(v, str) and v.startswith(SECRETS_IN_CONTAINER):
                     name = v.removeprefix(SECRETS_IN_CONTAINER)
                     # A URL file as `echo URL > file` writes it (Alertmanager trims it); the password
-                    # file as the README says to write it: Alertmanager 0.25 sends a newline in it.
+                    # file as docs/deploy.md says to write it: Alertmanager 0.25 sends a newline in it.
                     content = smtp_password if "password" in k else f"{slack_url}/{name}\n"
                     secrets[name] = content
                     (secrets_dir / name).write_text(content)

@@ -1,7 +1,7 @@
 """Why an agent is unhealthy: the counters the writer keeps itself, and the health verdict.
 
 Everything here is a pure function of what systemd, the cgroup and the previous run's state said:
-no I/O, so each rule is tested on its own (tests/unit/test_health.py) and the README's wording is
+no I/O, so each rule is tested on its own (tests/unit/test_health.py) and docs/metrics.md's wording is
 written once, here.
 
 agent_starts_total counts starts the writer has seen, between two runs:

@@ -333,7 +333,7 @@ def tmp_venv(public_venv: Venv) -> Iterator[str]:
 
 
 def test_system_units_refuse_a_venv_under_tmp(tmp_venv: str, tmp_path: Path) -> None:
-    """The README's promise: the server's dynamic user never sees the host's /tmp, so system units
+    """docs/install.md's /tmp rule: the server's dynamic user never sees the host's /tmp, so system units
     refuse paths there; the dry run as the real run, before anything is asked or changed."""
     unit_dir = tmp_path / "units"
     reason = (f"the system units run as unprivileged users, which could not use {tmp_venv}: the server's dynamic "
