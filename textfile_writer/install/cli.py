@@ -16,6 +16,7 @@ from ..defaults import (
     TEXTFILE_NAME,
     default_scope,
 )
+from . import package
 from .installer import dry_run as print_dry_run
 from .installer import install as do_install
 from .request import SYSTEM_UNIT_DIR, build_request, default_unit_dir
@@ -43,6 +44,16 @@ def _scope(user: bool, system: bool) -> str:
         raise click.UsageError("--user and --system cannot be given together: choose one",
                                ctx=click.get_current_context())
     return "user" if user else "system" if system else default_scope()
+
+
+def _package_option(text: str) -> Any:
+    return click.option("--package", "packaged", is_flag=True, help=text)
+
+
+def _only_system(scope: str) -> None:
+    if scope != "system":
+        raise click.UsageError("--package is for the system scope of the Debian package: not with --user",
+                               ctx=click.get_current_context())
 
 
 @click.command(context_settings=_SETTINGS)
@@ -73,9 +84,12 @@ def _scope(user: bool, system: bool) -> str:
 @click.option("--web.config.file", "web_config", metavar="FILE", envvar="AGENT_EXPORTER_WEB_CONFIG_FILE",
               show_envvar=True, help="TLS and basic auth for the server (files it names must be readable "
                                      "by the service's user)")
+@_package_option("the Debian package's postinst: create the writer's user and group and give it the textfile "
+                 f"directory {TEXTFILE_DIR}, as --system does; no units (the package ships them in "
+                 f"{package.UNIT_DIR})")
 def install(user: bool, system: bool, unit_dir: str | None, now: bool, dry_run: bool, no_server: bool,
             config: str | None, textfile_dir: str | None, textfile_name: str | None, interval: float | None,
-            listen_address: str, web_config: str | None) -> None:
+            listen_address: str, web_config: str | None, packaged: bool) -> None:
     """Install the writer's timer and the server's socket as hardened systemd units, and enable them.
 
     Writes agent-exporter.service (the writer, a oneshot), agent-exporter.timer (runs it every
@@ -87,6 +101,10 @@ def install(user: bool, system: bool, unit_dir: str | None, now: bool, dry_run: 
     what it did.
     """
     scope = _scope(user, system)
+    if packaged:
+        _only_system(scope)
+        package.setup(say=click.echo)
+        return
     req = build_request(scope, os.environ, config=config, textfile_dir=textfile_dir, textfile_name=textfile_name,
                         interval=interval, listen_address=listen_address, web_config=web_config,
                         unit_dir=unit_dir, server=not no_server, say=click.echo)
@@ -98,8 +116,15 @@ def install(user: bool, system: bool, unit_dir: str | None, now: bool, dry_run: 
 
 @click.command(context_settings=_SETTINGS)
 @_scope_options
-def uninstall(user: bool, system: bool, unit_dir: str | None) -> None:
+@_package_option("the Debian package's prerm on removal: remove the textfile and give the textfile directory "
+                 "back its group and mode (the package's postrm removes the user, the group and the state on "
+                 "purge)")
+def uninstall(user: bool, system: bool, unit_dir: str | None, packaged: bool) -> None:
     """Stop and remove what `install` did: units, timer, socket, the writer's files and state, and
     the group and directory changes it recorded."""
     scope = _scope(user, system)
+    if packaged:
+        _only_system(scope)
+        package.undo(say=click.echo)
+        return
     do_uninstall(scope, unit_dir or default_unit_dir(scope, os.environ), say=click.echo)
