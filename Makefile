@@ -61,7 +61,8 @@ venv: $(STAMP_APT) $(STAMP_PIP) $(STAMP_PACKAGING)
 deps: venv
 
 lint: deps
-	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter
+	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter packaging
+	shellcheck packaging/postinst packaging/prerm packaging/postrm
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: deps

@@ -4,7 +4,8 @@ uninstaller.py; their errors pass through to the console (console.run), which ma
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -23,6 +24,7 @@ from .request import SYSTEM_UNIT_DIR, build_request, default_unit_dir
 from .uninstaller import uninstall as do_uninstall
 from .units import MIN_INTERVAL
 
+F = TypeVar("F", bound=Callable[..., Any])
 _SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -46,7 +48,7 @@ def _scope(user: bool, system: bool) -> str:
     return "user" if user else "system" if system else default_scope()
 
 
-def _package_option(text: str) -> Any:
+def _package_option(text: str) -> Callable[[F], F]:
     return click.option("--package", "packaged", is_flag=True, help=text)
 
 
