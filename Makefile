@@ -61,7 +61,7 @@ venv: $(STAMP_APT) $(STAMP_PIP) $(STAMP_PACKAGING)
 deps: venv
 
 lint: deps
-	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter packaging
+	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter packaging packaging/agent-exporter
 	shellcheck packaging/postinst packaging/prerm packaging/postrm
 	$(VENV)/bin/lint-imports --no-cache
 

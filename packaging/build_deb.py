@@ -5,7 +5,7 @@ listed. What goes in:
 - textfile_writer (and the unit templates as textfile_writer.timers) into Debian's Python path,
   /usr/lib/python3/dist-packages, without bytecode: the postinst compiles it with py3compile, as
   dh_python3's packages do;
-- /usr/bin/agent-exporter: bin/agent-exporter with Debian's interpreter on its #! line;
+- /usr/bin/agent-exporter: packaging/agent-exporter, bin/agent-exporter for Debian's python3;
 - the system units in /lib/systemd/system, rendered by the installer's own code
   (textfile_writer.install.package) for the package's paths;
 - the commented default configuration, /etc/agent-exporter/agents.yml, a conffile;
@@ -166,8 +166,7 @@ def stage(work: Path, upstream: str, version: str, epoch: int, maintainer: str) 
     python_path = stage_python(root, upstream)
     exe = root / "usr/bin/agent-exporter"
     exe.parent.mkdir(parents=True)
-    script = (ROOT / "bin" / "agent-exporter").read_text()
-    exe.write_text(script.replace("#!python\n", f"#!{SYSTEM_PYTHON}\n", 1))
+    shutil.copyfile(HERE / "agent-exporter", exe)
     exe.chmod(0o755)
     stage_units(root, python_path)
     config = root / CONFIG

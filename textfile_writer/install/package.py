@@ -42,14 +42,14 @@ def package_units() -> dict[str, str]:
     return render(request())
 
 
-def setup(runner: Runner = run, say: Say = print) -> bool:
+def setup(runner: Runner = run, say: Say = print, req: Request | None = None, manifest: str = MANIFEST) -> bool:
     """The postinst's part: True when something changed."""
     cmd = Commands("system", runner, TIMEOUT)
-    plan = make_package_plan(request(), cmd, MANIFEST)
+    plan = make_package_plan(req or request(), cmd, manifest)
     Installer(plan, cmd, say).run()
     return bool(plan.changes)
 
 
-def undo(runner: Runner = run, say: Say = print) -> bool:
+def undo(runner: Runner = run, say: Say = print, manifest: str = MANIFEST) -> bool:
     """The prerm's part on removal: True when there was something to undo."""
-    return Uninstaller("system", UNIT_DIR, runner, say).run_package(MANIFEST)
+    return Uninstaller("system", UNIT_DIR, runner, say).run_package(manifest)

@@ -76,6 +76,9 @@ class Uninstaller:
         if os.geteuid() != 0:
             raise InstallError("uninstall --package needs root")
         self.say(f"agent-exporter uninstall --package: what {manifest_path} records")
+        # A run the prerm's stop interrupted leaves the writer failed; its unit files go next, and
+        # systemd would list it as failed and not-found until reset.
+        self.cmd.systemctl("reset-failed", "--", *units.UNIT_NAMES)
         for textfile in manifest.textfiles:
             self.remove_textfile(textfile)
         self.revert_dirs(manifest)

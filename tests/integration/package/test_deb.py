@@ -395,11 +395,18 @@ def test_remove_then_purge_leaves_nothing(deb_host: Host) -> None:
     host = deb_host.host
     deb_host.wait_for_rewrite()
     host.run(["rm", "-r", "/etc/systemd/system/agent-exporter.timer.d"])  # the test's own drop-in
+    installed = deb_host.sh(SNAPSHOT)
+    for trace in ("agent-exporter:x:", f"{TEXTFILE_DIR} root:agent-exporter 2775", "agents.prom",
+                  "/usr/bin/agent-exporter", "timers.target.wants/agent-exporter.timer", "install ok installed"):
+        assert trace in installed and trace not in deb_host.before, trace  # what the snapshot sees
     deb_host.apt("remove", "agent-exporter")
     # removed: nothing runs, the textfile is gone and the directory is Debian's again; the
     # writer's user and state wait for purge
-    for unit in units.UNIT_NAMES:
-        assert host.systemctl("is-active", unit, check=False).stdout.strip() in ("inactive", "unknown"), unit
+    # (their enablement links stay until purge, as Debian keeps them for a reinstall: the timer and
+    # the socket are still listed, not-found and inactive)
+    listed = host.systemctl("list-units", "--all", "--plain", "--no-legend", "--state=active,activating,failed",
+                            "agent-exporter*").stdout
+    assert listed.strip() == "", listed
     assert host.run(["ls", "-A", TEXTFILE_DIR]).stdout == ""
     assert deb_host.sh(f"stat -c '%U:%G %a' {TEXTFILE_DIR}").strip() == "root:root 755"
     assert host.run(["getent", "passwd", "agent-exporter"], check=False).returncode == 0
