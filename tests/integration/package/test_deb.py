@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from host_checks import journal, node_exporter_metrics, stat_line, wait_for_rewrite
 from procs import need
 
 from devtools.fleet import DEMO_FLEET, DemoAgent
@@ -95,22 +96,13 @@ class Host:
         return self.host.run([*APT, *args], check=check, timeout=300)
 
     def stat(self, path: str) -> str:
-        return self.host.run(["stat", "-c", "%i %Y.%y %U %G %a", "--", path], check=False).stdout.strip()
+        return stat_line(self.host, path)
 
-    def journal(self, unit: str = units.WRITER_SERVICE, lines: int = 40) -> str:
-        return self.host.run(["journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit],
-                             check=False).stdout
+    def journal(self, unit: str = units.WRITER_SERVICE) -> str:
+        return journal(self.host, unit)
 
-    def wait_for_rewrite(self, timeout: float = 40) -> str:
-        """The textfile's text after the timer's writer has replaced it at least once more."""
-        first = self.stat(TEXTFILE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            now = self.stat(TEXTFILE)
-            if now and now != first:
-                return self.host.run(["cat", TEXTFILE]).stdout
-            time.sleep(0.2)
-        raise AssertionError(f"{TEXTFILE} was not rewritten within {timeout}s; writer log:\n{self.journal()}")
+    def wait_for_rewrite(self) -> str:
+        return wait_for_rewrite(self.host, TEXTFILE, timeout=40)
 
     def curl(self, url: str) -> str:
         return self.host.run(["curl", "-sf", "--max-time", "10", url]).stdout
@@ -119,6 +111,12 @@ class Host:
         url = f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
         result: list[dict[str, object]] = json.loads(self.curl(url))["data"]["result"]
         return result
+
+    def stop_timer(self, *how: str) -> None:
+        """Stop the writer's timer (`how`: "disable", "--now"), and wait for a run it started just before."""
+        self.host.systemctl(*(how or ("stop",)), units.WRITER_TIMER)
+        while self.host.systemctl("is-active", units.WRITER_SERVICE, check=False).stdout.strip() == "activating":
+            time.sleep(0.1)
 
     def run_writer_once(self) -> str:
         """One run of the installed writer's unit; the file it wrote."""
@@ -232,16 +230,7 @@ def test_debians_node_exporter_service_serves_the_file(deb_host: Host) -> None:
     host = deb_host.host
     host.write_file("/etc/default/prometheus-node-exporter", f'ARGS="--web.listen-address=127.0.0.1:{NODE_PORT}"\n')
     host.systemctl("restart", "prometheus-node-exporter.service")
-    pid = host.show("prometheus-node-exporter.service", "MainPID")["MainPID"]
-    assert host.run(["stat", "-c", "%U", f"/proc/{pid}"]).stdout.strip() == "prometheus"
-    deadline = time.monotonic() + 30
-    body = ""
-    while time.monotonic() < deadline:
-        done = host.run(["curl", "-sf", f"http://127.0.0.1:{NODE_PORT}/metrics"], check=False)
-        body = done.stdout
-        if done.returncode == 0 and "agent_up{" in body:
-            break
-        time.sleep(0.3)
+    body = node_exporter_metrics(host, NODE_PORT)
     assert re.search(r"^node_textfile_scrape_error 0$", body, re.M), body[-2000:]
     assert 'agent_up{agent="agent-core_dev",type="primary"} 1' in body
     assert 'agent_up{agent="agent-backup",type="support"} 0' in body
@@ -310,7 +299,7 @@ def test_systemd_analyze_verify_and_security(deb_host: Host) -> None:
 
 def test_a_config_the_writer_cannot_read_is_named_with_what_to_do(deb_host: Host) -> None:
     host = deb_host.host
-    host.systemctl("stop", units.WRITER_TIMER)
+    deb_host.stop_timer()
     try:
         old = host.read_file(TEXTFILE)
         host.run(["chmod", "0600", CONFIG])
@@ -377,7 +366,7 @@ def test_the_textfile_directory_changed_by_another_package(deb_host: Host, chang
 
 def test_dbus_restarted_between_two_runs(deb_host: Host) -> None:
     host = deb_host.host
-    host.systemctl("stop", units.WRITER_TIMER)
+    deb_host.stop_timer()
     try:
         first = deb_host.run_writer_once()
         host.systemctl("restart", "dbus.service")
@@ -431,9 +420,7 @@ def test_an_upgrade_keeps_the_config_and_the_cpu_counters(deb_host: Host) -> Non
         assert ("agent_exporter_build_info", frozenset({("version", PREVIOUS)})) in old
         # The admin stops the timer: the postinst keeps that choice, and the first run of the new
         # version is the one below.
-        host.systemctl("disable", "--now", units.WRITER_TIMER)
-        while host.systemctl("is-active", units.WRITER_SERVICE, check=False).stdout.strip() == "activating":
-            time.sleep(0.1)  # a run the timer started just before
+        deb_host.stop_timer("disable", "--now")
         state = host.read_file(STATE)
         config = host.read_file(CONFIG)
         deb_host.apt("install", f"{SHARE_MOUNT}/{DEB}")

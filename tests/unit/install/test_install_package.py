@@ -25,8 +25,7 @@ def test_the_units_are_the_installers_for_the_packages_paths() -> None:
     writer = rendered[units.WRITER_SERVICE]
     assert ("ExecStart=/usr/bin/agent-exporter write --scope system --textfile-dir /var/lib/prometheus/node-exporter "
             "--textfile-name agents.prom --config /etc/agent-exporter/agents.yml\n") in writer
-    assert "User=agent-exporter\nGroup=agent-exporter\n" in "".join(
-        line + "\n" for line in writer.splitlines() if line.startswith(("User=", "Group=")))
+    assert "\nUser=agent-exporter\n" in writer and "\nGroup=agent-exporter\n" in writer
     for text in rendered.values():
         assert f"# Shipped by the agent-exporter Debian package (agent-exporter {__version__})" in text
         assert "agent-exporter install" not in text.splitlines()[0]
