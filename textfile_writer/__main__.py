@@ -61,9 +61,12 @@ def _click(args: list[str]) -> None:
     from .clistyle import usage_message
 
     group = program()
+    # click 8.2 raises this for a bare `agent-exporter`; Debian 12's click 8.1 (the package's) prints
+    # the help itself and returns 0
+    no_args_is_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
     try:
         code = group.main(args=args, prog_name=PROG, standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `agent-exporter`: the help, as click shows it
+    except no_args_is_help as exc:  # a bare `agent-exporter`: the help, as click shows it
         exc.show()
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

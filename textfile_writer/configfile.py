@@ -64,7 +64,7 @@ def load_config_later(path: str | None, default_scope: str, cache_dir: str | Non
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ConfigError(path, None, None, f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(path, exc) from None
     key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
            st.st_ctime_ns, default_scope, __version__, sys.hexversion)
     if cache_dir is not None:
@@ -88,9 +88,32 @@ def read_text(path: str) -> str:
     try:
         return read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
     except OSError as exc:
-        raise ConfigError(path, None, None, f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(path, exc) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, None, None, f"not UTF-8 text: {exc.reason}") from None
+
+
+def unreadable(path: str, exc: OSError) -> ConfigError:
+    """The error for a configuration file that cannot be read; when permissions are why, it says
+    who is reading (the installed writer runs as a system user, not as the admin who wrote the file)
+    and how to let them."""
+    reason = f"cannot read the file: {exc.strerror}"
+    if isinstance(exc, PermissionError):
+        import grp  # only on this error: not on the writer's path
+        import pwd
+
+        uid, gid = os.geteuid(), os.getegid()
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        try:
+            group = grp.getgrgid(gid).gr_name
+        except KeyError:
+            group = str(gid)
+        reason += (f"; agent-exporter runs as user {user} (group {group}) here: make the file and its directories "
+                   f"readable by it (chmod 0644 {path}, or chgrp {group} {path} and chmod 0640 {path})")
+    return ConfigError(path, None, None, reason)
 
 
 def _read_cache(path: str, key: tuple[object, ...]) -> Config | None:

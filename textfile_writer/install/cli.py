@@ -19,6 +19,7 @@ from ..defaults import (
     TEXTFILE_NAME,
     default_scope,
 )
+from . import package
 from .installer import dry_run as print_dry_run
 from .installer import install as do_install
 from .request import SYSTEM_UNIT_DIR, build_request, default_unit_dir
@@ -53,6 +54,12 @@ def _scope(ctx: click.Context, scope: str | None) -> str:
     return scope or default_scope()
 
 
+def _only_system(ctx: click.Context, scope: str) -> None:
+    if scope != "system":
+        raise click.UsageError("--package is for the system scope of the Debian package: not with --scope user",
+                               ctx=ctx)
+
+
 @click.command(context_settings=SETTINGS)
 @_scope_options
 @option("--now", is_flag=True, help="also start the timer and the socket")
@@ -79,10 +86,15 @@ def _scope(ctx: click.Context, scope: str | None) -> str:
 @option("--web.config.file", "web_config", env="AGENT_EXPORTER_WEB_CONFIG_FILE", metavar="FILE",
         help="TLS and basic auth for the server; files it names must be readable by the service's user "
              "(default: none, plain HTTP)")
+@option("--package", "packaged", is_flag=True,
+        help="the Debian package's postinst: create the writer's user and group and give it the textfile "
+             f"directory {TEXTFILE_DIR}, as --scope system does; no units (the package ships them in "
+             f"{package.UNIT_DIR})")
 @click.pass_context
 def install(ctx: click.Context, /, scope: str | None, unit_dir: str | None, now: bool, dry_run: bool,
             no_server: bool, config: str | None, textfile_dir: str | None, textfile_name: str | None,
-            interval: float | None, listen_address: str, web_config: str | None, **_deprecated: object) -> None:
+            interval: float | None, listen_address: str, web_config: str | None, packaged: bool,
+            **_deprecated: object) -> None:
     """Install the writer's timer and the server's socket as hardened systemd units, and enable them.
 
     Writes agent-exporter.service (the writer, a oneshot), agent-exporter.timer (runs it every
@@ -94,6 +106,10 @@ def install(ctx: click.Context, /, scope: str | None, unit_dir: str | None, now:
     what it did.
     """
     scope = _scope(ctx, scope)
+    if packaged:
+        _only_system(ctx, scope)
+        package.setup(say=click.echo)
+        return
     req = build_request(scope, os.environ, config=config, textfile_dir=textfile_dir, textfile_name=textfile_name,
                         interval=interval, listen_address=listen_address, web_config=web_config,
                         unit_dir=unit_dir, server=not no_server, say=click.echo)
@@ -105,9 +121,17 @@ def install(ctx: click.Context, /, scope: str | None, unit_dir: str | None, now:
 
 @click.command(context_settings=SETTINGS)
 @_scope_options
+@option("--package", "packaged", is_flag=True,
+        help="the Debian package's prerm on removal: remove the textfile and give the textfile directory back its "
+             "group and mode (the package's postrm removes the user, the group and the state on purge)")
 @click.pass_context
-def uninstall(ctx: click.Context, /, scope: str | None, unit_dir: str | None, **_deprecated: object) -> None:
+def uninstall(ctx: click.Context, /, scope: str | None, unit_dir: str | None, packaged: bool,
+              **_deprecated: object) -> None:
     """Stop and remove what `install` did: units, timer, socket, the writer's files and state, and
     the group and directory changes it recorded."""
     scope = _scope(ctx, scope)
+    if packaged:
+        _only_system(ctx, scope)
+        package.undo(say=click.echo)
+        return
     do_uninstall(scope, unit_dir or default_unit_dir(scope, os.environ), say=click.echo)

@@ -200,6 +200,15 @@ def make_plan(req: Request, now: bool, cmd: Commands, check_access: bool = True)
     return _Planner(req, cmd).plan(rendered, now)
 
 
+def make_package_plan(req: Request, cmd: Commands, manifest_path: str) -> Plan:
+    """What the Debian package's postinst asks (package.py): the writer's user and group and the
+    textfile directory, decided as install decides them; the units are the package's own files. What
+    it changed is recorded in the manifest at manifest_path, for the prerm to revert."""
+    if os.geteuid() != 0:
+        raise InstallError("install --package needs root (it creates a group and a user)")
+    return _Planner(req, cmd).package(manifest_path)
+
+
 def missing_dirs(path: str, what: str) -> list[str]:
     """The directories to create for `path`, parents first; Refused when it or the first of its
     parents that exists is not a directory."""
@@ -255,6 +264,27 @@ class _Planner:
                   else "; no server (--no-server): node_exporter's textfile collector reads the file")
         self.add(Note(f"the writer runs every {req.interval_seconds:g}s -> {textfile}{served}"))
         return Plan(req, rendered, tuple(written), tuple(self.steps))
+
+    def package(self, manifest_path: str) -> Plan:
+        req = self.req
+        old = Manifest.load(manifest_path)
+        manifest = self.textfile_dir(self.writer_user(old or Manifest(scope="system", units={})))
+        if self.group != req.group:
+            raise Refused(f"textfile directory {req.textfile_dir} is group-writable for {self.group}, but the "
+                          f"package's units run the writer with group {req.group}; {self.share_advice(self.group)}")
+        manifest = self.with_textfile(manifest)
+        self.record(manifest, old, manifest_path)
+        return Plan(req, {}, (), tuple(self.steps))
+
+    def with_textfile(self, manifest: Manifest) -> Manifest:
+        textfile = os.path.join(self.req.textfile_dir, self.req.textfile_name)
+        return manifest if textfile in manifest.textfiles else manifest._replace(
+            textfiles=(*manifest.textfiles, textfile))
+
+    def record(self, new: Manifest, old: Manifest | None, manifest_path: str) -> None:
+        """The manifest, when it changes or a directory change of this run is to be added to it."""
+        if new != old or any(isinstance(s, ShareDir) and s.record for s in self.steps):
+            self.add(WriteManifest(manifest_path, new))
 
     def systemd_version(self) -> int | None:
         where = "the system manager" if self.req.scope == "system" else "your user manager (systemctl --user)"
@@ -322,14 +352,27 @@ class _Planner:
             return manifest
         if st.st_gid != 0:
             owner = self.cmd.getent("group", str(st.st_gid))
-            raise Refused(f"textfile directory {path} belongs to group {owner[0] if owner else st.st_gid}, which "
-                          "cannot write it; make it group-writable (chmod g+w) to let the writer join that "
-                          "group, or give it to root's group for install to arrange")
+            group = owner[0] if owner else str(st.st_gid)
+            raise Refused(f"textfile directory {path} belongs to group {group}, which cannot write it (mode "
+                          f"{mode:04o}); {self.share_advice(group)}")
         manifest = self.writer_group(manifest)
         recorded = any(c.get("path") == path for c in manifest.dir_changes)
         self.add(ShareDir(path, st.st_gid, mode, self.req.group, mode | TEXTFILE_DIR_MODE & 0o2070,
                           record=not recorded))
         return manifest
+
+    def share_advice(self, group: str) -> str:
+        """What to do about a textfile directory whose group (another package's doing, often) the writer
+        cannot use."""
+        path = self.req.textfile_dir
+        again = "dpkg --configure -a" if self.req.packaged else "agent-exporter install again"
+        if group == self.req.group:
+            return f"make it group-writable again: chmod {TEXTFILE_DIR_MODE:04o} {path}, then run {again}"
+        back = (f"give it back to root's group for {'the package' if self.req.packaged else 'install'} to "
+                f"arrange: chgrp root {path}, then run {again}")
+        if self.req.packaged:  # the package's units name the writer's group
+            return back
+        return f"make it group-writable (chmod g+w {path}) to let the writer join that group, or {back}"
 
     def state_dir(self, manifest: Manifest, version: int | None) -> Manifest:
         """Where the writer's StateDirectory= is: systemd makes it on the writer's first run."""
@@ -382,13 +425,10 @@ class _Planner:
             else:
                 self.add(WriteUnit(path, text))
                 written.append(name)
-        textfile = os.path.join(req.textfile_dir, req.textfile_name)
-        new = manifest._replace(
+        new = self.with_textfile(manifest._replace(
             units={n: sha256(t) for n, t in rendered.items()},
-            dirs_created=(*manifest.dirs_created, *created),
-            textfiles=manifest.textfiles if textfile in manifest.textfiles else (*manifest.textfiles, textfile))
-        if new != old or any(isinstance(s, ShareDir) and s.record for s in self.steps):
-            self.add(WriteManifest(manifest_path, new))
+            dirs_created=(*manifest.dirs_created, *created)))
+        self.record(new, old, manifest_path)
         if written or dropped:
             self.add(Systemctl(req.scope, ("daemon-reload",)))
         return written

@@ -40,6 +40,10 @@ class Request(NamedTuple):
     state_home: str | None = None  # ... or here (systemd >= 254)
     server: bool = True  # False: the writer and its timer only (--no-server)
     probe_addresses: tuple[str, ...] = ()  # where the config's HTTP probes connect: the writer's network
+    # The Debian package (package.py): where its installer's code is (default: this module's
+    # directory), and units that say they are the package's.
+    package_dir: str | None = None
+    packaged: bool = False
 
 
 def default_unit_dir(scope: str, environ: Mapping[str, str]) -> str:
@@ -113,11 +117,16 @@ def interpreter_of(path: str) -> str | None:
     return words[0] if words else None
 
 
+def package_dir(req: Request) -> str:
+    """Where the units' agent-exporter code is: this installation's, unless the request says."""
+    return req.package_dir or os.path.dirname(os.path.abspath(__file__))
+
+
 def needed_paths(req: Request) -> list[str]:
     """Every path the services must see, as given and resolved (a venv's python is often a symlink
     into a home directory, and ProtectHome= hides the target, not the link)."""
     exe = req.command[0]
-    paths = [exe, os.path.dirname(os.path.abspath(__file__)), req.textfile_dir]
+    paths = [exe, package_dir(req), req.textfile_dir]
     paths += [p for p in (req.runtime_dir, req.config_home, req.state_home) if p]
     interpreter = interpreter_of(exe)
     if interpreter:
@@ -138,7 +147,7 @@ def params(req: Request) -> units.UnitParams:
         scope=req.scope, command=req.command, textfile_dir=req.textfile_dir,
         textfile_name=req.textfile_name, interval_seconds=req.interval_seconds,
         listen_address=req.listen_address, config=req.config, web_config=req.web_config,
-        group=req.group, user=req.user, probe_addresses=req.probe_addresses))
+        group=req.group, user=req.user, probe_addresses=req.probe_addresses, packaged=req.packaged))
     for label, path in (("XDG_RUNTIME_DIR", req.runtime_dir), ("XDG_CONFIG_HOME", req.config_home),
                         ("XDG_STATE_HOME", req.state_home)):
         # Only the sandbox's comment names these, escaped; they must still be paths.
@@ -171,7 +180,7 @@ def service_user_problem(req: Request) -> str | None:
     interpreter = interpreter_of(req.command[0])
     if interpreter:
         checks.append((interpreter, 0o001))
-    checks.append((os.path.dirname(os.path.abspath(__file__)), 0o005))
+    checks.append((package_dir(req), 0o005))
     for path in (req.config, req.web_config if req.server else None):
         if path:
             checks.append((path, 0o004))

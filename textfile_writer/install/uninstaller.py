@@ -51,10 +51,7 @@ class Uninstaller:
         for textfile in manifest.textfiles:
             self.remove_textfile(textfile)
         self.remove_units(manifest)
-        for change in reversed(manifest.dir_changes):
-            self.revert_dir(change)
-        for d in sorted(set(manifest.dirs_created), key=len, reverse=True):  # children first
-            self.remove_dir(d)
+        self.revert_dirs(manifest)
         # The user before its group: groupdel refuses to remove a user's primary group. userdel
         # itself removes the group named like the user where login.defs has USERGROUPS_ENAB yes
         # (Debian's default) and nobody else is in it.
@@ -65,12 +62,42 @@ class Uninstaller:
             self.delete(["groupdel", "--", group], f"group {group}")
         elif group:
             self.say(f"  removed group {group} (userdel did, with its user)")
+        self.report()
+        return True
+
+    def run_package(self, manifest_path: str) -> bool:
+        """The Debian package's prerm on removal (package.py): the textfile, which would go stale, and
+        the textfile directory's group and mode as the postinst recorded them. The units are the
+        package's (dpkg removes them); the user, the group and the state stay until purge."""
+        manifest = Manifest.load(manifest_path)
+        if manifest is None:
+            self.say(f"nothing to uninstall: no {manifest_path}")
+            return False
+        if os.geteuid() != 0:
+            raise InstallError("uninstall --package needs root")
+        self.say(f"agent-exporter uninstall --package: what {manifest_path} records")
+        # A run the prerm's stop interrupted leaves the writer failed; its unit files go next, and
+        # systemd would list it as failed and not-found until reset.
+        self.cmd.systemctl("reset-failed", "--", *units.UNIT_NAMES)
+        for textfile in manifest.textfiles:
+            self.remove_textfile(textfile)
+        self.revert_dirs(manifest)
+        _unlink(manifest_path)
+        self.report()
+        return True
+
+    def revert_dirs(self, manifest: Manifest) -> None:
+        for change in reversed(manifest.dir_changes):
+            self.revert_dir(change)
+        for d in sorted(set(manifest.dirs_created), key=len, reverse=True):  # children first
+            self.remove_dir(d)
+
+    def report(self) -> None:
         for problem in self.problems:
             self.say(f"  left in place: {problem}")
         if self.problems:
             raise InstallError(f"uninstall left {len(self.problems)} thing(s) in place (listed above); "
                                "remove them by hand")
-        return True
 
     def delete(self, argv: list[str], what: str) -> None:
         done = self.cmd.run(argv)

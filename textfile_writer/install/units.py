@@ -81,6 +81,7 @@ class UnitParams(NamedTuple):
     private_tmp: bool = True
     private_tmp_note: str = ""
     probe_addresses: tuple[str, ...] = ()  # the IP addresses the config's HTTP probes connect to
+    packaged: bool = False  # shipped by the Debian package (package.py), not written by `install`
 
 
 def under(path: str, roots: Iterable[str]) -> str | None:
@@ -294,10 +295,17 @@ def network(p: UnitParams) -> dict[str, str]:
             "IP_ADDRESS_ALLOW": f"IPAddressAllow={allowed}"}
 
 
+def generated(p: UnitParams) -> str:
+    if p.packaged:
+        return (f"Shipped by the agent-exporter Debian package (agent-exporter {__version__}), which replaces "
+                "this file on upgrade; keep local changes in a drop-in (systemctl edit).")
+    return (f"Written by `agent-exporter install --{p.scope}` (agent-exporter {__version__}). "
+            "Run it again to change this file; keep local changes in a drop-in (systemctl edit).")
+
+
 def values(p: UnitParams) -> dict[str, str]:
     return {
-        "GENERATED": f"Written by `agent-exporter install --{p.scope}` (agent-exporter {__version__}). "
-                     "Run it again to change this file; keep local changes in a drop-in (systemctl edit).",
+        "GENERATED": generated(p),
         "SCOPE": p.scope,
         "TEXTFILE": os.path.join(p.textfile_dir, p.textfile_name),
         "TEXTFILE_DIR": p.textfile_dir,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from host_checks import journal, node_exporter_metrics, stat_line, wait_for_rewrite
 from procs import need
 
 from devtools.harness import agent_values, parse_metrics
@@ -67,21 +68,13 @@ class System:
         return done.stdout.encode() if done.returncode == 0 else None
 
     def wait_for_rewrite(self, timeout: float = 30) -> str:
-        """The textfile's text after the timer's writer has replaced it at least once more."""
-        first = self.stat(TEXTFILE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            now = self.stat(TEXTFILE)
-            if now and now != first:
-                return self.host.run(["cat", TEXTFILE]).stdout
-            time.sleep(0.2)
-        raise AssertionError(f"{TEXTFILE} was not rewritten within {timeout}s; writer log:\n{self.journal()}")
+        return wait_for_rewrite(self.host, TEXTFILE, timeout)
 
     def stat(self, path: str) -> str:
-        return self.host.run(["stat", "-c", "%i %Y.%y %U %G %a", "--", path], check=False).stdout.strip()
+        return stat_line(self.host, path)
 
     def journal(self, unit: str = units.WRITER_SERVICE) -> str:
-        return self.host.run(["journalctl", "--no-pager", "-o", "cat", "-n", "40", "-u", unit], check=False).stdout
+        return journal(self.host, unit)
 
     def getent(self, database: str, key: str) -> int:
         return self.host.run(["getent", database, key], check=False).returncode
@@ -196,16 +189,7 @@ def test_values_agree_with_systemctl_show(system: System) -> None:
 
 def test_node_exporter_service_serves_the_file(system: System) -> None:
     system.host.systemctl("start", "prometheus-node-exporter.service")
-    pid = system.host.show("prometheus-node-exporter.service", "MainPID")["MainPID"]
-    assert system.host.run(["stat", "-c", "%U", f"/proc/{pid}"]).stdout.strip() == "prometheus"
-    deadline = time.monotonic() + 30
-    body = ""
-    while time.monotonic() < deadline:
-        done = system.host.run(["curl", "-sf", "http://127.0.0.1:9100/metrics"], check=False)
-        body = done.stdout
-        if done.returncode == 0 and "agent_up{" in body:
-            break
-        time.sleep(0.3)
+    body = node_exporter_metrics(system.host, 9100)
     assert re.search(r"^node_textfile_scrape_error 0$", body, re.M), body[-2000:]
     assert 'agent_up{agent="agent-running",type="primary"} 1' in body
 
