@@ -23,7 +23,7 @@ import os
 from . import __version__, state
 from .collect import Agent, Clock, Result, resolve_agents
 from .config import UserSpec
-from .defaults import STATE_FILE
+from .defaults import STATE_FILE, USER_RUNTIME_DIR, USERS_STATE_DIR
 from .errors import CommandError, SystemdError
 from .host import read_host
 from .model import AgentSample, Snapshot
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     CollectOne = Callable[[Settings, Runner, Cgroupfs | None, Clock | None, str, Log],
                           tuple[Result, unitcache.Cache | None]]
 
-USERS_DIR = "users"  # <state dir>/users/<name>/: each user's state
-RUNTIME_DIR = "/run/user"  # systemd-logind's (and user-runtime-dir@.service's) XDG_RUNTIME_DIR base
 
 
 class Account(NamedTuple):
@@ -77,10 +75,13 @@ def account(name: str) -> Account | None:
 
 def runner_as(who: Account, spawn: Spawn = run) -> Runner:
     """A runner whose commands run as the user, against its own manager."""
-    env: Mapping[str, str | None] = {"XDG_RUNTIME_DIR": f"{RUNTIME_DIR}/{who.uid}", "DBUS_SESSION_BUS_ADDRESS": None}
+    env: Mapping[str, str | None] = {"XDG_RUNTIME_DIR": f"{USER_RUNTIME_DIR}/{who.uid}",
+                                     "DBUS_SESSION_BUS_ADDRESS": None}
     prefix: tuple[str, ...] = ()
     if who.uid != os.geteuid():
-        prefix = ("setpriv", f"--reuid={who.uid}", f"--regid={who.gid}", "--init-groups", "--")
+        # --inh-caps=-all: systemctl gets none of the writer's capabilities (from a uid other than 0,
+        # setresuid keeps them, and ambient ones would pass through the exec)
+        prefix = ("setpriv", f"--reuid={who.uid}", f"--regid={who.gid}", "--init-groups", "--inh-caps=-all", "--")
 
     def runner(argv: Sequence[str], timeout: float) -> Completed:
         return spawn([*prefix, *argv], timeout, env=env)
@@ -91,7 +92,7 @@ def runner_as(who: Account, spawn: Spawn = run) -> Runner:
 def user_settings(settings: Settings, spec: UserSpec) -> Settings:
     """The settings of one user's collection: its agents, asked in user scope, its own state directory."""
     config = settings.config._replace(scope="user", agents=spec.agents, users=())
-    return settings._replace(config=config, state_dir=os.path.join(settings.state_dir, USERS_DIR, spec.name),
+    return settings._replace(config=config, state_dir=os.path.join(settings.state_dir, USERS_STATE_DIR, spec.name),
                              config_cache=None)
 
 
