@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_system_scope import CONFIG, EXE, TEXTFILE, VENV, System
+from test_system_scope import CONFIG, EXE, VENV, System
 
 from devtools.harness import parse_metrics
 from devtools.throwaway import SHARE_MOUNT, ThrowawayHost, throwaway_supported
@@ -181,9 +181,8 @@ def agree_with_show(users: Users, text: str, user: str) -> None:
         assert up[(user, agent)] == int(props["ActiveState"] in UP_STATES), (user, unit, props)
         assert restarts[(user, agent)] == int(props["NRestarts"]), (user, unit, props)
         if props["ActiveState"] == "active":
-            # systemctl prints the time to the second
-            assert abs(started[(user, agent)] - systemd.timestamp(props["ActiveEnterTimestamp"])) < 1.5, (
-                started[(user, agent)], props)
+            entered = systemd.timestamp(props["ActiveEnterTimestamp"])  # to the second
+            assert entered is not None and abs(started[(user, agent)] - entered) < 1.5, (started[(user, agent)], props)
             assert memory[(user, agent)] > 0, (user, unit)
             assert props["ControlGroup"].startswith(f"/user.slice/user-{users.uid(user)}.slice/"), props
 
@@ -232,3 +231,21 @@ def test_a_stopped_manager_is_a_collect_error_and_comes_back(users: Users) -> No
                           "bob's agents back with his manager")
     agree_with_show(users, text, "bob")
     agree_with_show(users, text, "alice")
+
+
+def test_status_and_check_ask_each_users_manager(users: Users) -> None:
+    users.wait_for(lambda t: by_user(t, "agent_up").get(("bob", "agent-queue")) == 1, "bob's agents up")
+    done = users.host.run([EXE, "status", "--config", CONFIG, "--state-dir", STATE_DIR], check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split()[:4] for line in done.stdout.splitlines()]
+    assert rows[0] == ["USER", "AGENT", "TYPE", "STATE"], done.stdout
+    assert rows[1:6] == [["alice", "agent-db", "primary", "active"], ["alice", "agent-web", "primary", "active"],
+                         ["bob", "agent-queue", "primary", "active"], ["bob", "agent-web", "support", "failed"],
+                         ["ghost", "agent-web", "primary", "unknown"]], done.stdout
+    assert done.stderr.strip() == f"agent-exporter: warning: {GHOST_ERROR}", done.stderr
+    done = users.host.run([EXE, "check", "--config", CONFIG, "--system-check"], check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "  user bob (its own manager): 1 explicit agent, 1 pattern\n" in done.stdout, done.stdout
+    assert "systemd (user alice): answers; 2 agents found\n" in done.stdout, done.stdout
+    assert "systemd (user bob): answers; 2 agents found\n" in done.stdout, done.stdout
+    assert "user ghost: no such user" in done.stderr, done.stderr
