@@ -52,9 +52,10 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
     lock = RunLock(os.path.join(directory, lock_name(config.textfile_name)), settings.timeout)
     with lock:
         try:
-            if config.users:  # several users' managers (users.py): the runs through it are the users'
+            if config.users:  # several users' managers (users.py): each user's run sweeps its own state
                 from .users import collect_users
 
+                remove_stale_temps(settings.state_dir, *STATE_FILES)
                 result, parts = collect_users(settings, _collect, cgroupfs, clock, proc_root, note)
             else:
                 result, known = _collect(settings, runner, cgroupfs, clock, proc_root, note)

@@ -13,12 +13,12 @@ import pytest
 from builders import HOST
 from captured import CGROUP_ROOT, FIXTURES, fleet_replay
 from test_collect import CLOCK, CONFIG
+from test_config import test_errors_name_file_line_and_key as one_line_config_error
 
 from textfile_writer import state
 from textfile_writer.cgroups import Cgroupfs
 from textfile_writer.collect import collect
 from textfile_writer.config import AgentSpec, Config, UserSpec, parse_config
-from textfile_writer.errors import ConfigError
 from textfile_writer.metrics import render
 from textfile_writer.model import Snapshot
 from textfile_writer.options import Settings
@@ -106,30 +106,26 @@ def test_a_config_without_users_caches_as_before() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("users: []\n", "u.yml:1: users: must be a non-empty list of user names or {user: NAME, agents: [...]}"),
-    ("users: alice\n", "u.yml:1: users: must be a non-empty list"),
-    ("users: [alice, bob, alice]\n", "u.yml:1: users[2]: user alice is already listed at users[0]"),
-    ("users:\n  - alice\n  - user: alice\n", "u.yml:3: users[1].user: user alice is already listed at users[0]"),
-    ("users: [-rf]\n", "u.yml:1: users[0]: '-rf' is not a user name"),
-    ("users: ['1000']\n", "u.yml:1: users[0]: '1000' is not a user name"),
-    ("users: ['al ice']\n", "u.yml:1: users[0]: 'al ice' is not a user name"),
-    ("users: [" + "a" * 33 + "]\n", "u.yml:1: users[0]: '" + "a" * 33 + "' is longer than 32 characters"),
-    ("users: [null]\n", "u.yml:1: users[0]: must be a non-empty string, got None"),
-    ("users: [[alice]]\n", "u.yml:1: users[0]: must be a mapping of key: value"),
-    ("users:\n  - agents: []\n", "u.yml:2: users[0]: needs a 'user' (a user name)"),
-    ("users:\n  - user: a\n    name: b\n", "u.yml:3: users[0].name: unknown key (expected one of: user, agents)"),
+    ("users: []\n", "c.yml:1: users: must be a non-empty list of user names or {user: NAME, agents: [...]}"),
+    ("users: alice\n", "c.yml:1: users: must be a non-empty list"),
+    ("users: [alice, bob, alice]\n", "c.yml:1: users[2]: user alice is already listed at users[0]"),
+    ("users:\n  - alice\n  - user: alice\n", "c.yml:3: users[1].user: user alice is already listed at users[0]"),
+    ("users: [-rf]\n", "c.yml:1: users[0]: '-rf' is not a user name"),
+    ("users: ['1000']\n", "c.yml:1: users[0]: '1000' is not a user name"),
+    ("users: ['al ice']\n", "c.yml:1: users[0]: 'al ice' is not a user name"),
+    ("users: [" + "a" * 33 + "]\n", "c.yml:1: users[0]: '" + "a" * 33 + "' is longer than 32 characters"),
+    ("users: [null]\n", "c.yml:1: users[0]: must be a non-empty string, got None"),
+    ("users: [[alice]]\n", "c.yml:1: users[0]: must be a mapping of key: value"),
+    ("users:\n  - agents: []\n", "c.yml:2: users[0]: needs a 'user' (a user name)"),
+    ("users:\n  - user: a\n    name: b\n", "c.yml:3: users[0].name: unknown key (expected one of: user, agents)"),
     ("users:\n  - user: a\n    agents:\n      - unit: x\n        nme: y\n",
-     "u.yml:5: users[0].agents[0].nme: unknown key"),
+     "c.yml:5: users[0].agents[0].nme: unknown key"),
     ("users:\n  - user: a\n    agents: {unit: x}\n",
-     "u.yml:3: users[0].agents: must be a list of entries with 'unit' or 'pattern'"),
-    ("scope: system\nusers: [a]\n", "u.yml:1: scope: must be 'user' (or left out) with 'users'"),
+     "c.yml:3: users[0].agents: must be a list of entries with 'unit' or 'pattern'"),
+    ("scope: system\nusers: [a]\n", "c.yml:1: scope: must be 'user' (or left out) with 'users'"),
 ])
 def test_users_errors_name_file_line_and_key(text: str, expected: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "u.yml", scope="user")
-    message = str(info.value)
-    assert message.startswith(expected), message
-    assert "\n" not in message
+    one_line_config_error(text, expected)  # as every configuration error
 
 
 # -- asking each user's manager -----------------------------------------------------------------
