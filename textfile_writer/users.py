@@ -47,7 +47,6 @@ if TYPE_CHECKING:
                           tuple[Result, unitcache.Cache | None]]
 
 
-
 class Account(NamedTuple):
     name: str
     uid: int
@@ -108,28 +107,38 @@ def collect_users(settings: Settings, collect_one: CollectOne, cgroupfs: Cgroupf
     parts: list[Part] = []
     for spec in settings.config.users:
         mine = user_settings(settings, spec)
-        who = account(spec.name)
-        why = "no such user" if who is None else ""
-        if who is not None:
-            def log(message: str, user: str = spec.name) -> None:
-                if note is not None:
-                    note(f"user {user}: {message}")
-            try:
-                result, known = collect_one(mine, runner_as(who, spawn), cgroupfs, clock, proc_root, log)
-            except (SystemdError, CommandError) as exc:
-                why = f"its systemd manager did not answer ({exc})"
-            else:
-                parts.append(Part(mine, result, known))
-                samples += [a._replace(user=spec.name) for a in result.snapshot.agents]
-                problems += [f"user {spec.name}: {p}" for p in result.problems]
-                continue
-        problems.append(f"user {spec.name}: {why}; its agents are reported down")
-        samples += down_samples(mine, spec.name, proc_root)
+        part, why = _ask(mine, spec.name, collect_one, cgroupfs, clock, proc_root, note, spawn)
+        if part is None:
+            problems.append(f"user {spec.name}: {why}; its agents are reported down")
+            samples += down_samples(mine, spec.name, proc_root)
+            continue
+        parts.append(part)
+        samples += [a._replace(user=spec.name) for a in part.result.snapshot.agents]
+        problems += [f"user {spec.name}: {p}" for p in part.result.problems]
     host = parts[0].result.snapshot.host if parts else read_host(settings.config.disk_path, proc_root)[0]
     snapshot = Snapshot(tuple(samples), host, clock.wall(), (clock.monotonic_ns() - started_ns) / 1e9,
                         len(problems), __version__, by_user=True)
+    # (each user's counters are in its Part, kept in its own directory: the run as a whole keeps none)
     empty = state.State(state.boot_id(proc_root), "user", 0, {})
     return Result(snapshot, empty, tuple(problems)), parts
+
+
+def _ask(mine: Settings, user: str, collect_one: CollectOne, cgroupfs: Cgroupfs | None, clock: Clock,
+         proc_root: str, note: Log | None, spawn: Spawn) -> tuple[Part | None, str]:
+    """One user's collection, or (None, why the user could not be asked)."""
+    who = account(user)
+    if who is None:
+        return None, "no such user"
+
+    def log(message: str) -> None:
+        if note is not None:
+            note(f"user {user}: {message}")
+
+    try:
+        result, known = collect_one(mine, runner_as(who, spawn), cgroupfs, clock, proc_root, log)
+    except (SystemdError, CommandError) as exc:
+        return None, f"its systemd manager did not answer ({exc})"
+    return Part(mine, result, known), ""
 
 
 def down_samples(settings: Settings, user: str, proc_root: str = "/proc") -> list[AgentSample]:
