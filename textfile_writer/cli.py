@@ -7,22 +7,27 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__, humanize, systemd
 from .clistyle import SETTINGS, option
+from .collect import Result
+from .config import Config
 from .console import PROG, warn
 from .errors import AgentExporterError, CheckFailed
 from .files import not_a_directory
-from .options import COMMON, FULL_REFRESH_ENV, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, resolve
+from .options import COMMON, FULL_REFRESH_ENV, FULL_REFRESH_FLAG, FULL_REFRESH_HELP, Settings, resolve
 from .proc import run
 from .report import as_json, table
-from .status import look
+from .status import CpuWindow, look
 from .writer import command
 
 _STATE_DIR_ENV = next(o.env for o in COMMON if o.dest == "state_dir")
+
+if TYPE_CHECKING:
+    from .proc import Runner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,15 +89,30 @@ def status(fmt: str, **values: Any) -> None:
     """
     settings = resolve(values)
     explicit = bool(values.get("state_dir") or os.environ.get(_STATE_DIR_ENV))
-    result, window = look(settings, explicit, run)
+    windows: list[CpuWindow] = []
+
+    def one(mine: Settings, runner: Runner, *_ignored: object) -> tuple[Result, None]:
+        # (with users:, each user's state directory as the writer keeps it, users.user_settings)
+        result, window = look(mine, explicit or mine is not settings, runner)
+        windows.append(window)
+        return result, None
+
+    if settings.config.users:  # each user's manager, as the writer asks them (users.py)
+        from .users import collect_users
+
+        result, _parts = collect_users(settings, one)
+    else:
+        result = one(settings, run)[0]
     for problem in result.problems:
         warn(problem)
     if fmt == "json":
-        where = {"seconds": round(window.seconds, 3), "state_dir": window.state_dir,
-                 "source": "status" if window.state_dir is None else "writer"}
-        click.echo(json.dumps({**as_json(result.snapshot), "cpu_window": where}, indent=2))
+        where = [{"seconds": round(w.seconds, 3), "state_dir": w.state_dir,
+                  "source": "status" if w.state_dir is None else "writer"} for w in windows]
+        # (one window; with users:, one for each user whose manager was asked, in the config's order)
+        shown = where if settings.config.users else where[0]
+        click.echo(json.dumps({**as_json(result.snapshot), "cpu_window": shown}, indent=2))
     else:
-        click.echo(table(result.snapshot, (window.describe(),)))
+        click.echo(table(result.snapshot, tuple(dict.fromkeys(w.describe() for w in windows))))
 
 
 @cli.command()
@@ -107,20 +127,29 @@ def check(system_check: bool, **values: Any) -> None:
     click.echo(f"  scope {cfg.scope}, every {cfg.interval_seconds:g}s -> {cfg.textfile_path}")
     click.echo(f"  {humanize.plural(len(explicit), 'explicit agent')}, {humanize.plural(len(patterns), 'pattern')} "
                f"({', '.join(str(p.pattern) for p in patterns) or 'none'}), disk {cfg.disk_path}")
+    if cfg.users:
+        for u in cfg.users:
+            mine = cfg._replace(agents=u.agents)
+            click.echo(f"  user {u.name} (its own manager): {humanize.plural(len(mine.explicit), 'explicit agent')}, "
+                       f"{humanize.plural(len(mine.patterns), 'pattern')}")
     if not cfg.agents:
         warn("no agents: `agents:` is empty, so the file will report none (leave the key out for the "
              "default, every agent-*.service)")
     if not system_check:
         return
-    problems = []
-    try:
-        mine, found = systemd.query(cfg.scope, [str(a.unit) for a in explicit], [str(p.pattern) for p in patterns],
-                                    run, settings.timeout)
-        missing = [str(a.unit) for a, b in zip(explicit, mine, strict=True) if b.get("LoadState") == "not-found"]
-        click.echo(f"systemd ({cfg.scope}): answers; {len(mine) + len(found)} agents found"
-                   + (f", not found: {', '.join(missing)}" if missing else ""))
-    except AgentExporterError as exc:
-        problems.append(str(exc))
+    problems: list[str] = []
+    if cfg.users:
+        from .users import account, runner_as
+
+        for u in cfg.users:
+            who = account(u.name)
+            if who is None:
+                problems.append(f"user {u.name}: no such user")
+            else:
+                _check_manager(cfg._replace(agents=u.agents), f"user {u.name}", runner_as(who), settings.timeout,
+                               problems)
+    else:
+        _check_manager(cfg, cfg.scope, run, settings.timeout, problems)
     for label, path in (("textfile directory", cfg.textfile_dir), ("state directory", settings.state_dir)):
         target = path if os.path.isdir(path) else os.path.dirname(path)
         if label == "textfile directory" and (what := not_a_directory(path)):
@@ -131,3 +160,16 @@ def check(system_check: bool, **values: Any) -> None:
             click.echo(f"{label} {path}: writable")
     if problems:
         raise CheckFailed(problems)
+
+
+def _check_manager(cfg: Config, label: str, runner: Runner, timeout: float, problems: list[str]) -> None:
+    """Whether the manager answers, and how many of the configuration's agents it has."""
+    explicit, patterns = cfg.explicit, cfg.patterns
+    try:
+        mine, found = systemd.query(cfg.scope, [str(a.unit) for a in explicit], [str(p.pattern) for p in patterns],
+                                    runner, timeout)
+        missing = [str(a.unit) for a, b in zip(explicit, mine, strict=True) if b.get("LoadState") == "not-found"]
+        click.echo(f"systemd ({label}): answers; {len(mine) + len(found)} agents found"
+                   + (f", not found: {', '.join(missing)}" if missing else ""))
+    except AgentExporterError as exc:
+        problems.append(f"{label}: {exc}" if label != cfg.scope else str(exc))

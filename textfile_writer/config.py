@@ -40,9 +40,14 @@ _GLOB_CHARS = NAME_CHARS | frozenset("*?[]!")
 _UNIT_SUFFIX = ".service"
 _MAX_UNIT_NAME = 255
 
-_TOP_KEYS = ("scope", "textfile_dir", "textfile_name", "interval_seconds", "disk_path", "agents")
+_TOP_KEYS = ("scope", "textfile_dir", "textfile_name", "interval_seconds", "disk_path", "agents", "users")
 _AGENT_KEYS = ("unit", "pattern", "type", "name", "expect", "labels", "probe")
 _PROBE_KEYS = ("url", "timeout", "expect_status")
+_USER_KEYS = ("user", "agents")
+# What a user name may hold: useradd's default rule (NAME_REGEX) and systemd's strict one, both
+# within letters, digits, '_', '-' and '.', not starting with '-' or '.'; at most 32 characters.
+_USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_MAX_USER_NAME = 32
 
 EXPECTATIONS = ("running", "oneshot", "timer", "stopped")
 """What an agent is expected to be doing (`expect:`); without the key it is derived from systemd."""
@@ -78,14 +83,26 @@ class AgentSpec(NamedTuple):
     probe: Probe | None = None
 
 
+DEFAULT_AGENTS = (AgentSpec(type=DEFAULT_TYPE, pattern=DEFAULT_PATTERN),)
+
+
+class UserSpec(NamedTuple):
+    """One entry of `users:` (docs/multi-user.md): a user whose own systemd manager is asked, with
+    that user's agents (the entry's `agents:`, else the file's top-level ones)."""
+
+    name: str
+    agents: tuple[AgentSpec, ...]
+
+
 class Config(NamedTuple):
     scope: str
     textfile_dir: str = TEXTFILE_DIR
     textfile_name: str = TEXTFILE_NAME
     interval_seconds: float = INTERVAL_SECONDS
     disk_path: str = DEFAULT_DISK_PATH
-    agents: tuple[AgentSpec, ...] = (AgentSpec(type=DEFAULT_TYPE, pattern=DEFAULT_PATTERN),)
+    agents: tuple[AgentSpec, ...] = DEFAULT_AGENTS
     source: str = BUILTIN_SOURCE
+    users: tuple[UserSpec, ...] = ()  # several users' managers in one run; () asks the scope's one
 
     @property
     def textfile_path(self) -> str:
@@ -102,18 +119,16 @@ class Config(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """Built-in types only (the marshal cache); an entry without expect, labels or probe has no
-        key for them, so a configuration without them caches exactly as before they existed."""
-        return {
+        key for them, nor a configuration without users, so one without them caches exactly as
+        before they existed."""
+        data = {
             "scope": self.scope, "textfile_dir": self.textfile_dir,
             "textfile_name": self.textfile_name, "interval_seconds": self.interval_seconds,
-            "disk_path": self.disk_path, "source": self.source,
-            "agents": [{k: v for k, v in (("unit", a.unit), ("pattern", a.pattern),
-                                          ("type", a.type), ("name", a.name), ("expect", a.expect),
-                                          ("labels", a.labels or None),
-                                          ("probe", None if a.probe is None else tuple(a.probe)))
-                        if v is not None}
-                       for a in self.agents],
+            "disk_path": self.disk_path, "source": self.source, "agents": _agents_dict(self.agents),
         }
+        if self.users:
+            data["users"] = [[u.name, _agents_dict(u.agents)] for u in self.users]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
@@ -123,18 +138,31 @@ class Config(NamedTuple):
             textfile_name=str(data["textfile_name"]),
             interval_seconds=float(data["interval_seconds"]), disk_path=str(data["disk_path"]),
             source=str(data["source"]),
-            # positional, AgentSpec's order (type, unit, pattern, name, expect, labels, probe): a
-            # writer with 1000 explicit agents rebuilds 1000 of these every run
-            agents=tuple(AgentSpec(str(a["type"]), a.get("unit"), a.get("pattern"), a.get("name"), a.get("expect"),
-                                   tuple((str(k), str(v)) for k, v in a["labels"]) if "labels" in a else (),
-                                   Probe(*a["probe"]) if "probe" in a else None)
-                         for a in data["agents"]),
+            agents=_agents_from(data["agents"]),
+            users=tuple(UserSpec(str(name), _agents_from(agents)) for name, agents in data.get("users", ())),
         )
 
     @property
     def probes(self) -> tuple[Probe, ...]:
         """Every configured probe, in the file's order (install opens the writer's sandbox to them)."""
         return tuple(a.probe for a in self.agents if a.probe is not None)
+
+
+def _agents_dict(agents: tuple[AgentSpec, ...]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in (("unit", a.unit), ("pattern", a.pattern), ("type", a.type), ("name", a.name),
+                               ("expect", a.expect), ("labels", a.labels or None),
+                               ("probe", None if a.probe is None else tuple(a.probe)))
+             if v is not None}
+            for a in agents]
+
+
+def _agents_from(data: list[dict[str, Any]]) -> tuple[AgentSpec, ...]:
+    # positional, AgentSpec's order (type, unit, pattern, name, expect, labels, probe): a writer
+    # with 1000 explicit agents rebuilds 1000 of these every run
+    return tuple(AgentSpec(str(a["type"]), a.get("unit"), a.get("pattern"), a.get("name"), a.get("expect"),
+                           tuple((str(k), str(v)) for k, v in a["labels"]) if "labels" in a else (),
+                           Probe(*a["probe"]) if "probe" in a else None)
+                 for a in data)
 
 
 def builtin_config(scope: str | None = None) -> Config:
@@ -209,7 +237,46 @@ class _Validator:
             kwargs["interval_seconds"] = self.interval(top["interval_seconds"])
         if "agents" in top:
             kwargs["agents"] = self.agents(top["agents"])
+        if "users" in top:
+            if "scope" in top and kwargs["scope"] != "user":
+                raise nodes.fail(top["scope"], "scope", "must be 'user' (or left out) with 'users': each user's "
+                                 "own manager is asked")
+            kwargs["scope"] = "user"
+            kwargs["users"] = self.users(top["users"], kwargs.get("agents", DEFAULT_AGENTS))
         return Config(**kwargs)
+
+    def users(self, node: Any, agents: tuple[AgentSpec, ...]) -> tuple[UserSpec, ...]:
+        """`users:` -> one UserSpec per entry: a user name alone (the top-level agents), or
+        {user: NAME, agents: [...]} (that user's own)."""
+        from .yamlnodes import is_scalar, is_sequence
+
+        nodes = self.nodes
+        if not is_sequence(node) or not node.value:
+            raise nodes.fail(node, "users", "must be a non-empty list of user names or {user: NAME, agents: [...]}")
+        specs: list[UserSpec] = []
+        seen: dict[str, str] = {}
+        for i, item in enumerate(node.value):
+            key = f"users[{i}]"
+            own = agents
+            if is_scalar(item):
+                name_node = item
+            else:
+                fields = nodes.mapping(item, key, _USER_KEYS)
+                if "user" not in fields:
+                    raise nodes.fail(item, key, "needs a 'user' (a user name)")
+                name_node = fields["user"]
+                if "agents" in fields:
+                    own = self.agents(fields["agents"], f"{key}.agents")
+                key = f"{key}.user"
+            name = nodes.string(name_node, key)
+            problem = user_name_problem(name)
+            if problem:
+                raise nodes.fail(name_node, key, problem)
+            if name in seen:
+                raise nodes.fail(name_node, key, f"user {name} is already listed at {seen[name]}")
+            seen[name] = key
+            specs.append(UserSpec(name, own))
+        return tuple(specs)
 
     def textfile_name(self, node: Any) -> str:
         value = self.nodes.string(node, "textfile_name")
@@ -225,17 +292,17 @@ class _Validator:
                                   f"{MAX_INTERVAL_SECONDS:g}, got {shown(value)}")
         return float(value)
 
-    def agents(self, node: Any) -> tuple[AgentSpec, ...]:
+    def agents(self, node: Any, where: str = "agents") -> tuple[AgentSpec, ...]:
         from .yamlnodes import is_sequence
 
         nodes = self.nodes
         if not is_sequence(node):
-            raise nodes.fail(node, "agents", "must be a list of entries with 'unit' or 'pattern'")
+            raise nodes.fail(node, where, "must be a list of entries with 'unit' or 'pattern'")
         specs: list[AgentSpec] = []
         units: dict[str, str] = {}
         names: dict[str, str] = {}
         for i, item in enumerate(node.value):
-            key = f"agents[{i}]"
+            key = f"{where}[{i}]"
             fields = nodes.mapping(item, key, _AGENT_KEYS)
             if ("unit" in fields) == ("pattern" in fields):
                 raise nodes.fail(item, key, "needs exactly one of 'unit' or 'pattern'")
@@ -329,6 +396,16 @@ class _Validator:
                     raise nodes.fail(fields[name], f"{key}.{name}", str(exc)) from None
         return Probe(url=url, host=target.host, address=target.address, port=target.port, path=target.path,
                      timeout_seconds=timeout, expect_status=status)
+
+
+def user_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a user's name in `users:`, or None when it can."""
+    if len(name) > _MAX_USER_NAME:
+        return f"{shown(name)} is longer than {_MAX_USER_NAME} characters"
+    if not _USER_CHARS.issuperset(name) or name[0] in "-." or name.isdigit():
+        return (f"{shown(name)} is not a user name (letters, digits, '_', '-' and '.', not starting with '-' or "
+                "'.', not a number)")
+    return None
 
 
 def default_agent_name(unit: str) -> str:

@@ -36,6 +36,8 @@ STATE_FILE = "cpu-state"  # the previous run's CPU counters (state.py)
 CONFIG_CACHE_FILE = "config-cache.marshal"  # the validated configuration (configfile.py)
 UNIT_CACHE_FILE = "unit-cache.marshal"  # the slow unit properties of the last run (unitcache.py)
 STATE_FILES = (STATE_FILE, CONFIG_CACHE_FILE, UNIT_CACHE_FILE)
+USERS_STATE_DIR = "users"  # config with users: each user's state in <state dir>/users/<name>/ (users.py)
+USER_RUNTIME_DIR = "/run/user"  # each user's XDG_RUNTIME_DIR is here, /run/user/<uid>: its manager's sockets
 
 WRITER_SERVICE = "agent-exporter.service"
 WRITER_TIMER = "agent-exporter.timer"

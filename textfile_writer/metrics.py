@@ -197,6 +197,8 @@ def render(snap: Snapshot) -> str:
     agents = sorted(snap.agents, key=lambda a: (a.name, a.unit))
     esc = escape_label
     keys = [f'agent="{esc(a.name)}",type="{esc(a.type)}"' for a in agents]
+    if snap.by_user:  # (agents of the same name and unit stay in the users' order: sorted() is stable)
+        keys = [f'{key},user="{esc(a.user or "")}"' for key, a in zip(keys, agents, strict=True)]
     host = snap.host
     load = host.load
     out: list[str] = []

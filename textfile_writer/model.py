@@ -57,6 +57,7 @@ class AgentSample(NamedTuple):
     probe_duration_seconds: float | None = None
     probe_status: int | None = None
     labels: tuple[tuple[str, str], ...] = ()  # the config's labels, for agent_info
+    user: str | None = None  # whose manager runs it, in a run over several users' (users.py); else None
 
     @property
     def up(self) -> bool:
@@ -74,6 +75,7 @@ class Snapshot(NamedTuple):
     duration_seconds: float
     collect_errors: int
     version: str
+    by_user: bool = False  # several users' managers (users.py): every per-agent family has a `user` label
 
     @property
     def running(self) -> int:

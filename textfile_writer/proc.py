@@ -48,8 +48,15 @@ class _TooMuchOutput(Exception):
 
 
 
-def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_env(base: Mapping[str, str] | None = None, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of every child: base (ours), then `extra` (None removes a variable), then
+    the C locale and no pager or colours."""
     env = dict(os.environ if base is None else base)
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     env["LC_ALL"] = "C"
     env["LANG"] = "C"
     env["SYSTEMD_PAGER"] = ""
@@ -58,14 +65,15 @@ def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(argv: Sequence[str], timeout: float, max_output: int = MAX_OUTPUT) -> Completed:
-    """Run argv with LC_ALL=C and a timeout. Raises CommandError only if it cannot run, times out or
-    writes more than max_output bytes."""
+def run(argv: Sequence[str], timeout: float, max_output: int = MAX_OUTPUT,
+        env: Mapping[str, str | None] | None = None) -> Completed:
+    """Run argv with LC_ALL=C and a timeout (and `env`'s changes to our environment, child_env).
+    Raises CommandError only if it cannot run, times out or writes more than max_output bytes."""
     args = tuple(argv)
     out_r, out_w = os.pipe()  # close-on-exec: the child keeps only its dup2'ed copies
     err_r, err_w = os.pipe()
     try:
-        pid = os.posix_spawnp(args[0], args, child_env(), file_actions=[
+        pid = os.posix_spawnp(args[0], args, child_env(None, env), file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2),

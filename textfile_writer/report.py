@@ -32,8 +32,13 @@ def table(snap: Snapshot, notes: tuple[str, ...] = ()) -> str:
     the totals the `notes` (what CPU% is measured over), and the legend when a value is UNKNOWN."""
     header = ["AGENT", "TYPE", "STATE", "CPU%", "MEMORY", "UPTIME", "RESTARTS", "", "HEALTH"]
     rows = [_row(a, snap.timestamp) for a in sorted(snap.agents, key=lambda a: (a.type, a.name))]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     right = {3, 4, 5, 6}
+    if snap.by_user:  # several users' managers: whose agent it is, first
+        header = ["USER", *header]
+        rows = [[a.user or "", *_row(a, snap.timestamp)]
+                for a in sorted(snap.agents, key=lambda a: (a.user or "", a.type, a.name))]
+        right = {i + 1 for i in right}
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(row: list[str]) -> str:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
@@ -72,6 +77,7 @@ def _agent(a: AgentSample, now: float) -> dict[str, Any]:
             "success": a.probe_success, "duration_seconds": a.probe_duration_seconds,
             "http_status": a.probe_status},
         "labels": dict(a.labels),
+        **({} if a.user is None else {"user": a.user}),
     }
 
 

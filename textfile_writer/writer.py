@@ -52,12 +52,24 @@ def write(settings: Settings, runner: Runner = run, cgroupfs: Cgroupfs | None = 
     lock = RunLock(os.path.join(directory, lock_name(config.textfile_name)), settings.timeout)
     with lock:
         try:
-            result, known = _collect(settings, runner, cgroupfs, clock, proc_root, note)
+            if config.users:  # several users' managers (users.py): each user's run sweeps its own state
+                from .users import collect_users
+
+                remove_stale_temps(settings.state_dir, *STATE_FILES)
+                result, parts = collect_users(settings, _collect, cgroupfs, clock, proc_root, note)
+            else:
+                result, known = _collect(settings, runner, cgroupfs, clock, proc_root, note)
         except BaseException:
             lock.forget()
             raise
         atomic_write(directory, config.textfile_name, render(result.snapshot).encode("utf-8"))
-        _keep_state(settings, result, known, note)
+        if config.users:
+            for part in parts:
+                _keep_state(part.settings, part.result, part.known, note)
+            if settings.config_cache is not None:
+                settings.config_cache.keep()
+        else:
+            _keep_state(settings, result, known, note)
     return result
 
 

@@ -71,6 +71,10 @@ def is_sequence(node: Any) -> bool:
     return isinstance(node, yaml.SequenceNode)
 
 
+def is_scalar(node: Any) -> bool:
+    return isinstance(node, yaml.ScalarNode)
+
+
 class Nodes:
     """Walks one file's node tree. Keys are dotted paths (`agents[0].unit`); "" or None is the top."""
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from .. import configfile
-from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, user_config_home, user_state_home
+from ..defaults import INTERVAL_SECONDS, LISTEN_ADDRESS, USER_RUNTIME_DIR, user_config_home, user_state_home
 from ..defaults import TEXTFILE_DIR as DEFAULT_TEXTFILE_DIR
 from ..defaults import TEXTFILE_NAME as DEFAULT_TEXTFILE_NAME
 from ..errors import UnitError, shown
@@ -44,6 +44,7 @@ class Request(NamedTuple):
     # directory), and units that say they are the package's.
     package_dir: str | None = None
     packaged: bool = False
+    users: tuple[str, ...] = ()  # the config's users: whose managers the writer asks (system scope)
 
 
 def default_unit_dir(scope: str, environ: Mapping[str, str]) -> str:
@@ -75,7 +76,7 @@ def build_request(scope: str, environ: Mapping[str, str], *, config: str | None 
     if config is not None:
         config = os.path.abspath(config)
         cfg = configfile.load_config(config, scope)
-        if cfg.scope != scope and say is not None:
+        if cfg.scope != scope and not cfg.users and say is not None:
             say(f"note: {config} says scope {cfg.scope}; the {scope} units watch {scope} units "
                 f"(they run `write --scope {scope}`)")
     user = scope == "user"
@@ -95,6 +96,7 @@ def build_request(scope: str, environ: Mapping[str, str], *, config: str | None 
         state_home=user_state_home(environ) if user else None,
         server=server,
         probe_addresses=tuple(dict.fromkeys(p.address for p in cfg.probes)) if cfg else (),
+        users=tuple(u.name for u in cfg.users) if cfg else (),
     )
 
 
@@ -128,6 +130,8 @@ def needed_paths(req: Request) -> list[str]:
     exe = req.command[0]
     paths = [exe, package_dir(req), req.textfile_dir]
     paths += [p for p in (req.runtime_dir, req.config_home, req.state_home) if p]
+    if req.users:  # each user's manager's socket, in its XDG_RUNTIME_DIR
+        paths.append(USER_RUNTIME_DIR)
     interpreter = interpreter_of(exe)
     if interpreter:
         paths.append(interpreter)
@@ -147,7 +151,8 @@ def params(req: Request) -> units.UnitParams:
         scope=req.scope, command=req.command, textfile_dir=req.textfile_dir,
         textfile_name=req.textfile_name, interval_seconds=req.interval_seconds,
         listen_address=req.listen_address, config=req.config, web_config=req.web_config,
-        group=req.group, user=req.user, probe_addresses=req.probe_addresses, packaged=req.packaged))
+        group=req.group, user=req.user, probe_addresses=req.probe_addresses, packaged=req.packaged,
+        users=req.users))
     for label, path in (("XDG_RUNTIME_DIR", req.runtime_dir), ("XDG_CONFIG_HOME", req.config_home),
                         ("XDG_STATE_HOME", req.state_home)):
         # Only the sandbox's comment names these, escaped; they must still be paths.

@@ -82,6 +82,7 @@ class UnitParams(NamedTuple):
     private_tmp_note: str = ""
     probe_addresses: tuple[str, ...] = ()  # the IP addresses the config's HTTP probes connect to
     packaged: bool = False  # shipped by the Debian package (package.py), not written by `install`
+    users: tuple[str, ...] = ()  # the config's users: (system scope): the writer asks each one's manager
 
 
 def under(path: str, roots: Iterable[str]) -> str | None:
@@ -251,6 +252,12 @@ def validate(p: UnitParams) -> UnitParams:
         raise UnitError("--user", f"not a valid user name: {shown(p.user)}")
     if not p.command:
         raise UnitError("the agent-exporter executable", "no command given")
+    if p.users and p.scope != "system":
+        raise UnitError("--config", "has users: a user manager cannot ask other users' managers; install it "
+                        "with --system")
+    for name in p.users:
+        if not _ACCOUNT_NAME.match(name):
+            raise UnitError("--config", f"users: {shown(name)} cannot go into a unit file as it is")
     textfile_dir = check_path("--textfile-dir", p.textfile_dir)
     check_path("--textfile-name", os.path.join(textfile_dir, p.textfile_name))  # the joined path's length
     return p._replace(
@@ -299,8 +306,27 @@ def generated(p: UnitParams) -> str:
     if p.packaged:
         return (f"Shipped by the agent-exporter Debian package (agent-exporter {__version__}), which replaces "
                 "this file on upgrade; keep local changes in a drop-in (systemctl edit).")
-    return (f"Written by `agent-exporter install --{p.scope}` (agent-exporter {__version__}). "
+    return (f"Written by `agent-exporter install --scope {p.scope}` (agent-exporter {__version__}). "
             "Run it again to change this file; keep local changes in a drop-in (systemctl edit).")
+
+
+# What the writer needs to ask several users' managers (users.py): setpriv's setresuid, setresgid and
+# setgroups (@setuid, taken out again by ~@privileged above) and capset, with which setpriv drops the
+# inherited capabilities before it runs systemctl as the user (--inh-caps=-all).
+USERS_CAPABILITIES = "CAP_SETUID CAP_SETGID"
+USERS_SYSCALLS = "SystemCallFilter=@setuid capset"
+
+
+def users_mode(p: UnitParams) -> dict[str, str]:
+    """The writer's capabilities: none, or for a configuration with users only CAP_SETUID and CAP_SETGID."""
+    if not p.users:
+        return {"USERS_NOTE": "", "CAPABILITIES": "", "USERS_SYSCALLS": "", "PRIVATE_USERS": "yes",
+                "PRIVATE_USERS_NOTE": ""}
+    return {"USERS_NOTE": f"# {USERS_CAPABILITIES} only: the config's users ({', '.join(p.users)}) are asked "
+                          "as themselves (setpriv), each its own manager",
+            "CAPABILITIES": USERS_CAPABILITIES, "USERS_SYSCALLS": USERS_SYSCALLS, "PRIVATE_USERS": "no",
+            "PRIVATE_USERS_NOTE": "# no: setpriv switches to the config's users, whom a private user namespace "
+                                  "does not map (setresuid fails with EINVAL)"}
 
 
 def values(p: UnitParams) -> dict[str, str]:
@@ -321,6 +347,7 @@ def values(p: UnitParams) -> dict[str, str]:
         "PRIVATE_TMP": "yes" if p.private_tmp else "no",
         "PRIVATE_TMP_NOTE": p.private_tmp_note,
         **network(p),
+        **users_mode(p),
     }
 
 

@@ -350,7 +350,8 @@ def test_the_textfile_directory_changed_by_another_package(deb_host: Host, chang
         line = f"agent-exporter: error: textfile directory {TEXTFILE_DIR} {advice.format(d=TEXTFILE_DIR)}"
         assert line in (done.stdout + done.stderr).splitlines(), done.stdout + done.stderr
         # and so does `agent-exporter install` (its dry run decides, and refuses, as the real run would)
-        done = host.run(["agent-exporter", "install", "--scope", "system", "--dry-run", "--config", CONFIG], check=False)
+        done = host.run(["agent-exporter", "install", "--scope", "system", "--dry-run", "--config", CONFIG],
+                        check=False)
         said = done.stdout + done.stderr
         assert install_says.format(d=TEXTFILE_DIR) in said.splitlines(), said
         # doing what it says, then dpkg --configure -a, configures the package
