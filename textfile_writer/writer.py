@@ -114,7 +114,7 @@ def _keep_state(settings: Settings, result: Result, known: unitcache.Cache | Non
     state_dir = settings.state_dir
     try:
         os.makedirs(state_dir, mode=0o755, exist_ok=True)
-        atomic_write(state_dir, STATE_FILE, result.state.to_text().encode())
+        atomic_write(state_dir, STATE_FILE, result.state.dumps())
     except (OSError, WriteError) as exc:
         why = exc if isinstance(exc, WriteError) else f"cannot create {state_dir}: {exc.strerror or exc}"
         raise WriteError(f"wrote {settings.config.textfile_path}, but could not keep the CPU counters "

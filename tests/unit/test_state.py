@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import marshal
+import zlib
 from pathlib import Path
 
 from textfile_writer import state
@@ -69,7 +71,7 @@ def test_more_than_the_host_can_do_has_no_figure() -> None:
 def test_state_round_trip(tmp_path: Path) -> None:
     s = State(BOOT, "user", 123, {"a.service": Counter(5, 7), "b\\x2d.service": Counter(9, None)})
     path = tmp_path / STATE_FILE
-    path.write_text(s.to_text())
+    path.write_bytes(s.dumps())
     assert state.load(str(path), BOOT, "user") == (s, None)
 
 
@@ -79,19 +81,34 @@ def test_missing_state_is_a_first_run(tmp_path: Path) -> None:
     assert why is not None and "first run" in why
 
 
-def _load_text(tmp_path: Path, text: str, boot: str = BOOT, scope: str = "user") -> tuple[object, str | None]:
+def _load_text(tmp_path: Path, text: str | bytes, boot: str = BOOT, scope: str = "user") -> tuple[object, str | None]:
     path = tmp_path / STATE_FILE
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return state.load(str(path), boot, scope)
 
 
-def test_state_file_is_plain_text() -> None:
-    text = State(BOOT, "user", 123, {
+def test_the_second_format_is_still_read(tmp_path: Path) -> None:
+    """The text format before 0.2 (an upgrade keeps every counter)."""
+    text = (f"agent-exporter-state/2\nboot_id {BOOT}\nscope user\ntaken_ns 123\n"
+            "unit 5 7 3 2 abc 1 0 1.5 abc@9 1.25,2.0 a.service\nunit 9 - - - - - - - - - b.service\n")
+    assert _load_text(tmp_path, text) == (State(BOOT, "user", 123, {
         "a.service": Counter(5, 7, starts=3, n_restarts=2, invocation="abc", oom_kills=1, oom_raw=0,
                              oom_time=1.5, oom_mark="abc@9", recent=(1.25, 2.0)),
-        "b.service": Counter(9, None)}).to_text()
-    assert text == (f"agent-exporter-state/2\nboot_id {BOOT}\nscope user\ntaken_ns 123\n"
-                    "unit 5 7 3 2 abc 1 0 1.5 abc@9 1.25,2.0 a.service\nunit 9 - - - - - - - - - b.service\n")
+        "b.service": Counter(9, None)}), None)
+
+
+def test_a_payload_that_is_not_the_writers_is_not_used(tmp_path: Path) -> None:
+    """The third format's checksum is what proves it: a payload with the wrong one, a flipped byte,
+    a cut file or the right checksum around something else are each a reason, never a number."""
+    good = State(BOOT, "user", 123, {"a.service": Counter(5, 7, 3, 2, "abc", 1, 0, 1.5, "abc@9", (1.0,))}).dumps()
+    payload = marshal.dumps((BOOT, "user", 123, {"a.service": (5, 7)}))
+    for data in (good[:-3], good[:-20] + bytes([good[-20] ^ 1]) + good[-19:],
+                 marshal.dumps(("agent-exporter-state/3", zlib.crc32(payload) ^ 1, payload)),
+                 marshal.dumps(("agent-exporter-state/3", zlib.crc32(b"x"), "x")),
+                 marshal.dumps(("agent-exporter-state/4", zlib.crc32(payload), payload))):
+        loaded, why = _load_text(tmp_path, data)
+        assert loaded is None and why, data
+    assert _load_text(tmp_path, good)[0] is not None
 
 
 def test_the_first_format_is_still_read(tmp_path: Path) -> None:
@@ -105,12 +122,12 @@ def test_every_field_round_trips(tmp_path: Path) -> None:
     s = State(BOOT, "system", 1, {"x\\x2dy.service": Counter(None, None, 0, None, "", None, None, None, "", ()),
                                   "z.service": Counter(1, 2, 10, 4, "f00d", 2, 7, 1.7e9 + 0.125, "f00d@123",
                                                        (1.7e9, 1.7e9 + 10.5))})
-    assert _load_text(tmp_path, s.to_text(), scope="system") == (s, None)
+    assert _load_text(tmp_path, s.dumps(), scope="system") == (s, None)
 
 
 def test_another_boot_keeps_only_the_writers_own_counters(tmp_path: Path) -> None:
     s = State(BOOT, "user", 1, {"a.service": Counter(5, 7, 3, 2, "abc", 1, 0, 1.5, "abc@9", (1.0,))})
-    loaded, why = _load_text(tmp_path, s.to_text(), boot="another-boot")
+    loaded, why = _load_text(tmp_path, s.dumps(), boot="another-boot")
     assert why is not None and "another boot" in why
     assert loaded is not None and loaded.counters == {"a.service": Counter(None, None, 3, oom_kills=1, oom_time=1.5)}
     assert cpu_percent(loaded, "a.service", Counter(50, 7), 10 * SEC, 2) is None
@@ -130,10 +147,10 @@ def test_corrupt_state_is_ignored(tmp_path: Path) -> None:
 
 
 def test_foreign_state_is_ignored(tmp_path: Path) -> None:
-    good = State(BOOT, "user", 1, {}).to_text()
+    good = State(BOOT, "user", 1, {}).dumps()
     assert _load_text(tmp_path, good, boot="another-boot") == (State(BOOT, "user", 1, {}), ANY_REASON)
     assert _load_text(tmp_path, good, scope="system")[0] is None
-    assert _load_text(tmp_path, good.replace("state/2", "state/9"))[0] is None
+    assert _load_text(tmp_path, good.replace(b"state/3", b"state/9"))[0] is None
     assert _load_text(tmp_path, good)[0] == State(BOOT, "user", 1, {})
 
 

@@ -24,7 +24,7 @@ def test_where_the_timer_keeps_its_state() -> None:
 def keep(directory: Path, taken_ns: int, scope: str = "user", boot: str = BOOT) -> str:
     directory.mkdir(parents=True)
     counters = {"agent-a.service": state.Counter(10**9, 5)}
-    (directory / STATE_FILE).write_text(state.State(boot, scope, taken_ns, counters).to_text())
+    (directory / STATE_FILE).write_bytes(state.State(boot, scope, taken_ns, counters).dumps())
     return str(directory)
 
 

@@ -196,7 +196,7 @@ def test_the_agents_its_patterns_found_last_time_are_reported_down(tmp_path: Pat
     assert mine.config.users == () and mine.config.scope == "user"
     os.makedirs(mine.state_dir)
     counters = {u: state.Counter(1, 2) for u in ("b-1.service", "b-2.service", "c.service")}
-    Path(mine.state_dir, "cpu-state").write_text(state.State(state.boot_id(), "user", 1, counters).to_text())
+    Path(mine.state_dir, "cpu-state").write_bytes(state.State(state.boot_id(), "user", 1, counters).dumps())
     down = down_samples(mine, "no-such-user-here")
     assert [(a.name, a.up, a.user, a.reason) for a in down] == [
         ("a", False, "no-such-user-here", "down"), ("b-1", False, "no-such-user-here", "down"),

@@ -96,7 +96,7 @@ def test_run_replaces_the_textfile_atomically_and_keeps_the_counters(tmp_path: P
     assert result.units is not None
     assert unitcache.load(str(tmp_path / "state" / UNIT_CACHE_FILE), state.boot_id(), "user") == (
         result.units.cache, None)
-    assert state_file.read_text() == result.state.to_text()
+    assert state_file.read_bytes() == result.state.dumps()
     assert state.load(str(state_file), state.boot_id(), "user") == (result.state, None)
     assert result.state.counters[RUNNING].active_enter_us == ENTER_US
 
@@ -115,7 +115,7 @@ def test_next_run_has_cpu_percent_from_the_kept_counters(tmp_path: Path, textfil
 
     exposition = (textfile_dir / CONFIG.textfile_name).read_text()
     assert running_cpu_percent(exposition) == "5"
-    assert (tmp_path / "state" / STATE_FILE).read_text() == result.state.to_text()
+    assert (tmp_path / "state" / STATE_FILE).read_bytes() == result.state.dumps()
     assert sorted(os.listdir(textfile_dir)) == sorted([LOCK, CONFIG.textfile_name])
 
 
