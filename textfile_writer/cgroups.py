@@ -54,6 +54,7 @@ class Cgroupfs:
         self._parents: dict[str, int] = {}
         # Where a unit's processes are listed: cgroup2, else the v1 name=systemd hierarchy.
         self._process_trees = tuple(b for b in (self.unified, os.path.join(root, "systemd")) if b is not None)
+        self._procs = tuple((base, "cgroup.procs") for base in self._process_trees)
 
     def _first(self, places: tuple[tuple[str, str], ...], where: tuple[str, str]) -> bytes | None:
         """The cgroup's file (where: _locate) from the first place that has it, or None."""
@@ -72,14 +73,18 @@ class Cgroupfs:
         key = f"{base}/{parent}"
         fd = self._parents.get(key)
         if fd is None:
-            try:
-                fd = os.open(key, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            except (OSError, ValueError):
-                fd = -1
-            self._parents[key] = fd
+            fd = self._parents[key] = _open_directory(key)
         data = None if fd < 0 else _read(f"{leaf}/{name}", fd)
         # by the whole path too when that failed: the parent may have been made anew since it was opened
         return _read(f"{key}/{leaf}/{name}") if data is None else data
+
+    def unit(self, cgroup: str) -> tuple[tuple[int, ...] | None, int | None, int | None, int | None]:
+        """(procs(), cpu_ns(), memory_bytes(), tasks()) at once: what a change-driven run reads of
+        every cached agent, its place looked up once for the four files."""
+        where = self._locate(cgroup)
+        first = self._first
+        return (_pids(first(self._procs, where)), _cpu(first(self._cpu, where)), _int(first(self._memory, where)),
+                _int(first(self._tasks, where)))
 
     def close(self) -> None:
         parents = getattr(self, "_parents", {})  # also when __init__ did not get that far
@@ -158,15 +163,7 @@ class Cgroupfs:
         (Delegate=) has none here: changes.py never caches it. systemd also writes the invocation
         ID into the directory's extended attributes, but only root may read trusted.*, and two more
         system calls per unit would add nothing the PIDs do not already tell."""
-        where = self._locate(cgroup)
-        for base in self._process_trees:
-            data = self._read(base, where, "cgroup.procs")
-            if data is not None:
-                try:
-                    return tuple(sorted(map(int, data.split())))
-                except ValueError:
-                    return ()
-        return None
+        return _pids(self._first(self._procs, self._locate(cgroup)))
 
     def pids(self, cgroup: str) -> list[int] | None:
         """Processes in the cgroup itself and below it, or None when the cgroup is not found."""
@@ -209,6 +206,24 @@ def _read(path: str, dir_fd: int | None = None) -> bytes | None:
     finally:
         os.close(fd)
     return data
+
+
+def _open_directory(path: str) -> int:
+    """An O_PATH descriptor of the directory, or -1."""
+    try:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return -1
+
+
+def _pids(data: bytes | None) -> tuple[int, ...] | None:
+    """cgroup.procs' PIDs, sorted; () for a listing that is not one."""
+    if data is None:
+        return None
+    try:
+        return tuple(sorted(map(int, data.split())))
+    except ValueError:
+        return ()
 
 
 def _int(data: bytes | None, scale: int = 1) -> int | None:

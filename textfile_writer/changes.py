@@ -153,10 +153,10 @@ def _from_cache(entry: Entry, listed: tuple[str, str, str] | None, cgroupfs: Cgr
     when the cache cannot prove the unit unchanged."""
     if listed != STEADY:
         return None
-    cgroup = entry.props.get("ControlGroup", "")
-    if cgroupfs.procs(cgroup) != entry.procs:
+    procs, cpu_ns, memory, tasks = cgroupfs.unit(entry.props.get("ControlGroup", ""))
+    if procs != entry.procs:
         return None
-    return _figures(cgroupfs, cgroup, entry.measured)
+    return _known((cpu_ns, memory, tasks), entry.measured)
 
 
 def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
@@ -182,7 +182,11 @@ def _to_cache(block: UnitProperties, cgroupfs: Cgroupfs) -> Entry | None:
 def _figures(cgroupfs: Cgroupfs, cgroup: str, known: tuple[str, ...]) -> Measured | None:
     """The cgroup's figures, or None when it cannot give one of those systemd knew (`known`). The
     others are what a full run's fallback reads from the same files (collect.py), read here with them."""
-    figures = cgroupfs.figures(cgroup)
+    return _known(cgroupfs.figures(cgroup), known)
+
+
+def _known(figures: Measured, known: tuple[str, ...]) -> Measured | None:
+    """The figures, or None when one that systemd knew (`known`) is missing."""
     if any(v is None for k, v in zip(systemd.MEASURED, figures, strict=True) if k in known):
         return None
     return figures
