@@ -27,9 +27,12 @@ class StyledOption(click.Option):
         self.env = env
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        if self.hidden:
+        # click's own record for the left column (`--interval SECONDS`; click 8.1, Debian 12's, has no
+        # get_help_spec), this style's text for the right
+        record = None if self.hidden else super().get_help_record(ctx)
+        if record is None:
             return None
-        return self.get_help_spec(ctx), f"{self.help or ''}" + (f" [env: {self.env}]" if self.env else "")
+        return record[0], f"{self.help or ''}" + (f" [env: {self.env}]" if self.env else "")
 
 
 def option(*decls: str, env: str | None = None, read_env: bool = True, **attrs: Any) -> Callable[[F], F]:

@@ -112,6 +112,25 @@ def test_help_has_one_style(name: str) -> None:
             assert f"[env: {opt.env}]" in text, (name, opt.opts)
 
 
+DEBIAN_PYTHON = "/usr/bin/python3"  # the Debian package's interpreter, with Debian 12's click 8.1
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_and_usage_errors_work_with_debians_click(name: str) -> None:
+    """The package runs on Debian's python3-click (8.1), the venv on PyPI's newer one: the house style
+    must use only what both have. Each command's help, and a usage error, from this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    version = subprocess.run([DEBIAN_PYTHON, "-c", "import click; print(click.__version__)"], capture_output=True,
+                             text=True, check=False, env=env)
+    assert version.returncode == 0, f"{DEBIAN_PYTHON} has no click (python3-click: make test installs it)"
+    base = [DEBIAN_PYTHON, "-m", "textfile_writer", name]
+    helped = subprocess.run([*base, "--help"], capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert helped.returncode == 0 and "Usage:" in helped.stdout, (version.stdout, helped.stderr)
+    bad = subprocess.run([*base, "--no-such-option"], capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert bad.returncode == 2, (version.stdout, bad.stderr)
+    assert bad.stderr.startswith("agent-exporter: error:") and bad.stderr.count("\n") == 1, bad.stderr
+
+
 def test_one_variable_per_concept() -> None:
     """Where two commands have an option of the same name, they read the same variable; no two names
     for one variable."""
