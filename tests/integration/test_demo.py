@@ -323,5 +323,5 @@ def test_sigterm_while_setting_up_still_cleans_up(adopted: Callable[[], dict[int
     out = demo.out
     assert returncode == 128 + signal.SIGTERM, out
     assert "SIGTERM: stopping" in out and "--- snapshot" not in out
-    assert "$ agent-exporter uninstall --user" in out
+    assert "$ agent-exporter uninstall --scope user" in out
     assert_nothing_left(out, adopted, {"node_exporter", "Prometheus", "systemd --user"})

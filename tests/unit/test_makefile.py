@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import re
+import os
 import subprocess
 from pathlib import Path
 
@@ -25,8 +26,11 @@ def extras() -> list[str]:
 
 
 def dry_run(target: str, venv: Path) -> str:
+    # (as a make of its own: under `make test` the environment says make[1], which would print its
+    # directory, and MAKEFLAGS would pass on -n or -j of the outer make)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, check=False)
+                          text=True, timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
