@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import configparser
-import re
 import os
+import re
 import subprocess
 from pathlib import Path
 
