@@ -15,7 +15,7 @@ from .config import AgentSpec, Config, Probe, default_agent_name
 from .errors import CommandError, SystemdError
 from .host import read_host
 from .model import UP_STATES, AgentSample, Snapshot
-from .records import NamedTuple
+from .records import NamedTuple, maker
 from .unitcache import Cache
 
 TYPE_CHECKING = False  # typing, collections.abc: names for the type checker only
@@ -36,6 +36,12 @@ class Agent(NamedTuple):
     expect: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     probe: Probe | None = None
+
+
+# (every field given, in order: records.maker's fast path; type-checked as the class)
+_new_agent = maker(Agent)
+_new_sample = maker(AgentSample)
+_new_counter = maker(state.Counter)
 
 
 class Clock(NamedTuple):
@@ -74,13 +80,13 @@ def resolve_agents(config: Config, explicit: Sequence[UnitProperties],
 
     for spec, props in zip(config.explicit, explicit, strict=True):
         unit = str(spec.unit)
-        add(Agent(unit, spec.name or default_agent_name(unit), spec.type, spec.expect, spec.labels,
+        add(_new_agent(unit, spec.name or default_agent_name(unit), spec.type, spec.expect, spec.labels,
                   spec.probe), props)
     patterns = config.patterns
     for unit, props in discovered:
         match = _first_pattern(patterns, unit, props)
         if match is not None:
-            add(Agent(unit, default_agent_name(unit), match.type, match.expect, match.labels,
+            add(_new_agent(unit, default_agent_name(unit), match.type, match.expect, match.labels,
                       match.probe), props)
     return agents, problems
 
@@ -276,8 +282,8 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
         late = health.timer_late(timer.get("ActiveState") == "active", last, next_, now_wall, interval)
 
     probe = probes.get(unit) if probes else None
-    counter = state.Counter(cpu_ns, enter_us, starts, restarts, invocation, ooms, oom_raw, oom_time, oom_mark,
-                            recent)
+    counter = _new_counter(cpu_ns, enter_us, starts, restarts, invocation, ooms, oom_raw, oom_time, oom_mark,
+                           recent)
     if not up:
         cpu_percent: float | None = 0.0
     elif cpu_ns is None:
@@ -289,7 +295,7 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     ok = None if probe is None else probe.success
     # Positional, in AgentSample's field order (half the cost of 35 keywords, for every agent every
     # run); tests/unit/test_collect.py checks each field of a sample by name.
-    sample = AgentSample(
+    sample = _new_sample(
         name, agent_type, unit, scope, active, load_state, memory,
         None if cpu_ns is None else cpu_ns / 1e9, cpu_percent, uptime, start_time, restarts, tasks,
         # result, exit_code, exit_signal, exit_time_seconds, starts, recent_starts
@@ -300,9 +306,9 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
         # expected, reason, timer, timer_last_seconds, timer_next_seconds
         expectation, health.health(expectation, active, load_state, result, len(recent), late, ok),
         timer_name if timer is not None else None, last, next_,
-        # probe_success, probe_duration_seconds, probe_status, labels
+        # probe_success, probe_duration_seconds, probe_status, labels, user (users.py sets it)
         ok, None if probe is None else round(probe.duration_seconds, 6), None if probe is None else probe.http_status,
-        labels,
+        labels, None,
     )
     return sample, counter
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from textfile_writer.records import NamedTuple
+from textfile_writer.records import NamedTuple, maker
 
 
 class Point(NamedTuple):
@@ -102,3 +102,17 @@ def test_a_field_name_that_could_clash_with_the_constructor_is_refused() -> None
     with pytest.raises(ValueError, match="bad field name"):
         class Bad(NamedTuple):
             _cls: int
+
+
+def test_maker_makes_what_the_class_makes() -> None:
+    """records.maker: every field given is the fast path, anything else is the class itself (its
+    defaults, its errors); each gives a record of the class, equal to the constructor's."""
+    make = maker(Point)
+    fast = make(3, 4, "p")
+    assert type(fast) is Point and fast == Point(3, 4, "p") and fast.norm1 == 7 and fast.label == "p"
+    defaulted = make(3)
+    assert type(defaulted) is Point and defaulted == Point(3) and defaulted.label == "origin"
+    with pytest.raises(TypeError):
+        make(1, 2, "three", 4)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        make()  # type: ignore[call-arg]
