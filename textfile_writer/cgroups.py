@@ -80,11 +80,8 @@ class Cgroupfs:
 
     def unit(self, cgroup: str) -> tuple[tuple[int, ...] | None, int | None, int | None, int | None]:
         """(procs(), cpu_ns(), memory_bytes(), tasks()) at once: what a change-driven run reads of
-        every cached agent, its place looked up once for the four files."""
-        where = self._locate(cgroup)
-        first = self._first
-        return (_pids(first(self._procs, where)), _cpu(first(self._cpu, where)), _int(first(self._memory, where)),
-                _int(first(self._tasks, where)))
+        every cached agent."""
+        return (self.procs(cgroup), *self.figures(cgroup))
 
     def close(self) -> None:
         parents = getattr(self, "_parents", {})  # also when __init__ did not get that far
@@ -167,8 +164,8 @@ class Cgroupfs:
 
     def pids(self, cgroup: str) -> list[int] | None:
         """Processes in the cgroup itself and below it, or None when the cgroup is not found."""
+        parent, leaf = self._locate(cgroup)
         for base in self._process_trees:
-            parent, leaf = self._locate(cgroup)
             top = f"{base}/{parent}/{leaf}"
             if not os.path.isdir(top):
                 continue

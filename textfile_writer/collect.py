@@ -243,11 +243,9 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
         problems.append(f"{unit}: {missing} unknown (no systemd accounting, cgroup "
                         f"{cgroup or '(none)'} unreadable)")
 
-    now_us = now_ns / 1e3
     enter_us = uint(props, "ActiveEnterTimestampMonotonic") or None
-    uptime = max(0.0, (now_us - enter_us) / 1e6) if up and enter_us else 0.0
-    # (systemd's CLOCK_MONOTONIC times as Unix time: _UnitRun.wall, written out for the two of every agent)
-    start_time = None if enter_us is None else now_wall - (now_us - enter_us) / 1e6
+    uptime = max(0.0, (now_ns / 1e3 - enter_us) / 1e6) if up and enter_us else 0.0
+    start_time = run.wall(enter_us)
 
     # Why it last stopped (ExecMainCode: 0 never exited, 1 exited, 2 killed, 3 dumped core), its
     # starts, its OOM kills
@@ -300,7 +298,7 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
         None if cpu_ns is None else cpu_ns / 1e9, cpu_percent, uptime, start_time, restarts, tasks,
         # result, exit_code, exit_signal, exit_time_seconds, starts, recent_starts
         result, status if code == 1 else None, status if code in (2, 3) else None,
-        None if exit_us is None else now_wall - (now_us - exit_us) / 1e6, starts, len(recent),
+        run.wall(exit_us), starts, len(recent),
         # memory_max_bytes, memory_high_bytes, memory_peak_bytes, swap_bytes, oom_kills, oom_time_seconds
         memory_max, memory_high, peak, swap, ooms, oom_time,
         # expected, reason, timer, timer_last_seconds, timer_next_seconds
