@@ -229,9 +229,7 @@ def _agent_sample(agent: Agent, props: UnitProperties, scope: str, run: _UnitRun
     if cgroup and (cpu_ns is None or memory is None or tasks is None):
         cpu_ns, memory, tasks = _from_cgroup(cgroupfs, cgroup, cpu_ns, memory, tasks)
     memory_max, memory_high = uint(props, "MemoryMax"), uint(props, "MemoryHigh")
-    # The peak is what a limit is measured against: read for the agents that have one (for every
-    # agent it would cost a tenth of a steady run at 1000 agents: one more cgroupfs file each).
-    peak = cgroupfs.memory_peak(cgroup) if cgroup and (memory_max is not None or memory_high is not None) else None
+    peak = cgroupfs.memory_peak(cgroup) if cgroup else None  # (where the cgroup keeps one)
     # (no sample at all on a host without swap: no agent can use any)
     swap = cgroupfs.swap_bytes(cgroup) if has_swap and cgroup else None
     if not up:

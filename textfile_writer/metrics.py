@@ -155,8 +155,7 @@ def _diagnostics(keys: list[str], agents: list[AgentSample]) -> list[str]:
                 "The agent unit's MemoryHigh; no sample when unlimited.",
                 keys, [a.memory_high_bytes for a in agents]),
         *column("agent_memory_peak_bytes", "gauge",
-                "The most memory the agent's cgroup has used, for agents with a MemoryMax or MemoryHigh; no "
-                "sample where the cgroup does not keep it.",
+                "The most memory the agent's cgroup has used; no sample where the cgroup does not keep it.",
                 keys, [a.memory_peak_bytes for a in agents]),
         *column("agent_memory_swap_bytes", "gauge",
                 "Swap used by the agent's cgroup; no sample on a host without swap.",

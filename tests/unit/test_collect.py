@@ -125,7 +125,9 @@ def test_each_field_of_a_sample_from_the_captured_fleet() -> None:
     assert (running.result, running.exit_code, running.exit_signal, running.exit_time_seconds) == ("success", None,
                                                                                                  None, None)
     assert (running.memory_max_bytes, running.memory_high_bytes) == (None, None)  # "infinity"
-    assert running.memory_peak_bytes is None  # no memory limit: the peak is not read
+    # the peak wherever the cgroup keeps one, a memory limit or not (the captured v1 file)
+    peak_file = CGROUP_ROOT / "memory/agent-exporter-capture/app.slice/agent-running.service/memory.max_usage_in_bytes"
+    assert running.memory_peak_bytes == int(peak_file.read_text()) > 0
     assert running.oom_kills == 0 and running.oom_time_seconds is None
     assert (running.expected, running.reason, running.timer, running.timer_last_seconds,
             running.timer_next_seconds) == ("running", None, None, None, None)

@@ -26,8 +26,10 @@ from textfile_writer.proc import Completed
 from textfile_writer.users import account, collect_users, down_samples, runner_as, user_settings
 from textfile_writer.writer import _collect
 
-# render() of fleet_snapshot() by the code before users: existed (main at d706e22), byte for byte.
-# Regenerate it only for a deliberate change of the single-user output.
+# render() of fleet_snapshot() by the code before users: existed (main at d706e22), byte for byte,
+# but for one deliberate change since: agent_memory_peak_bytes for every agent whose cgroup keeps a
+# peak (its HELP, and two agents' lines). Regenerate it only for a deliberate change of the
+# single-user output.
 SINGLE_USER = FIXTURES / "render" / "fleet.prom"
 
 
