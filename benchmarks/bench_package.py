@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from devtools.fleet import DEMO_FLEET
-from devtools.throwaway import SHARE_MOUNT, ThrowawayHost
+from devtools.throwaway import HOST_PYTHON, SHARE_MOUNT, ThrowawayHost
 from devtools.wheels import build_wheels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def main() -> None:
                   f"--find-links {SHARE_MOUNT}/wheels agent-exporter"], timeout=300)
         host.write_file(CONFIG, config_text())
         for agent in DEMO_FLEET[:16]:
-            host.write_file(f"/etc/systemd/system/{agent.unit}", agent.unit_text())
+            host.write_file(f"/etc/systemd/system/{agent.unit}", agent.unit_text(python=HOST_PYTHON))
         host.systemctl("daemon-reload")
         host.systemctl("start", "--no-block", *(a.unit for a in DEMO_FLEET[:16] if a.kind != "stopped"))
         load_before = os.getloadavg()

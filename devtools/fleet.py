@@ -41,7 +41,9 @@ class DemoAgent:
     def timer(self) -> str | None:
         return f"{self.name}.timer" if self.kind == "timer" else None
 
-    def unit_text(self) -> str:
+    def unit_text(self, python: str = sys.executable) -> str:
+        """The unit file. `python` runs the agents that are Python programs: a throwaway host (own
+        /tmp, homes not its own) needs one from its root, such as Debian's /usr/bin/python3."""
         limit = "StartLimitBurst=3\nStartLimitIntervalSec=1h\n" if self.kind == "limit" else "StartLimitIntervalSec=0\n"
         desc = f"[Unit]\nDescription=agent-exporter demo agent {self.name}\n{limit}\n[Service]\n"
         if self.kind == "crashloop":
@@ -53,13 +55,13 @@ class DemoAgent:
         if self.kind == "timer":
             return desc + "Type=oneshot\nExecStart=/bin/sh -c 'sleep 2'\n"
         if self.kind == "oom":
-            child = f"{sys.executable} -c \\\"bytearray(128 << 20)\\\""
+            child = f"{python} -c \\\"bytearray(128 << 20)\\\""
             return desc + (f"MemoryMax=32M\nMemorySwapMax=0\n"
                            f"ExecStart=/bin/sh -c 'while :; do {child}; sleep 20; done'\n")
         if self.kind == "http":
-            return desc + f"ExecStart={sys.executable} -m http.server --bind 127.0.0.1 {self.port}\n"
+            return desc + f"ExecStart={python} -m http.server --bind 127.0.0.1 {self.port}\n"
         if self.mb or self.busy:
-            return desc + f"ExecStart={sys.executable} -c {_quote(_AGENT.format(mb=self.mb, busy=self.busy))}\n"
+            return desc + f"ExecStart={python} -c {_quote(_AGENT.format(mb=self.mb, busy=self.busy))}\n"
         return desc + "ExecStart=/bin/sleep infinity\n"
 
     def timer_text(self) -> str:

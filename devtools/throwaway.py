@@ -52,6 +52,9 @@ from pathlib import Path
 from .cgroupfs import CGROUP_ROOT, cgroup_mounts, mounts
 
 SYSTEMD = "/lib/systemd/systemd"
+# An interpreter a host's services can run: from the root the host shares (its /tmp is its own, so a
+# checkout's venv under /tmp is not there), Debian's own.
+HOST_PYTHON = "/usr/bin/python3"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Where the harness's share/ directory appears, read-only, inside every host.
 SHARE_MOUNT = "/mnt/host-share"
@@ -272,7 +275,8 @@ class ThrowawayHost:
                 if state in ("running", "degraded"):
                     self.boot_seconds = time.monotonic() - began
                     return self
-                if state in ("maintenance", "stopping", "offline"):
+                # ("offline" is also what systemctl says before the manager's socket is up: wait on)
+                if state in ("maintenance", "stopping"):
                     break
             time.sleep(0.05)
         failed = ""

@@ -16,6 +16,7 @@ the hardened writer timer and the server's socket on a free port.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -50,8 +51,8 @@ ALPHA, BETA, GAMMA, CRASHY, IDLE = "agent-alpha", "agent-beta", "agent-gamma", "
 class LimitedAgent(DemoAgent):
     """A demo agent with memory limits far above what it uses: the dashboard's Memory against limit."""
 
-    def unit_text(self) -> str:
-        return super().unit_text() + "MemoryHigh=192M\nMemoryMax=256M\n"
+    def unit_text(self, python: str = sys.executable) -> str:
+        return super().unit_text(python) + "MemoryHigh=192M\nMemoryMax=256M\n"
 
 
 FLEET = (

@@ -37,7 +37,7 @@ from procs import need
 from devtools.fleet import DEMO_FLEET, DemoAgent
 from devtools.harness import agent_values, parse_metrics
 from devtools.stack import prometheus_config, shortened_rules
-from devtools.throwaway import SHARE_MOUNT, ThrowawayHost, throwaway_supported
+from devtools.throwaway import HOST_PYTHON, SHARE_MOUNT, ThrowawayHost, throwaway_supported
 from textfile_writer import __version__
 from textfile_writer.install import package, units
 from textfile_writer.model import UP_STATES
@@ -158,7 +158,7 @@ def deb_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         host.run(["rm", "-f", "/usr/sbin/policy-rc.d"])
         h.before = h.sh(SNAPSHOT)
         for agent in FLEET:
-            host.write_file(f"/etc/systemd/system/{agent.unit}", agent.unit_text())
+            host.write_file(f"/etc/systemd/system/{agent.unit}", agent.unit_text(python=HOST_PYTHON))
         host.systemctl("daemon-reload")
         host.systemctl("start", "--no-block", *(a.unit for a in FLEET if a.kind != "stopped"))
         # docs/package.md's quick start, but for the .deb's directory and the shortened period
