@@ -69,16 +69,29 @@ def match(pattern: str, name: str) -> bool:
 _ANSWERS: dict[tuple[str, str], bool] = {}
 
 
+_PLANS: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
 def _fnmatch(pattern: str, name: str) -> bool:
-    if "\0" in pattern:
-        pattern = pattern[:pattern.index("\0")]
+    plan = _PLANS.get(pattern)
+    if plan is None:
+        plan = _PLANS[pattern] = _plan(pattern)
+    wide, parts = plan
     if "\0" in name:
         name = name[:name.index("\0")]
-    if not (pattern.isascii() and name.isascii()):
-        pattern, name = _bytewise(pattern), _bytewise(name)
-    if "?" not in pattern and "[" not in pattern:
-        return _stars_only(pattern, name)
-    return _match(pattern, name)
+    if not name.isascii():
+        name = _bytewise(name)
+    return _stars_only(parts, name) if parts else _match(wide, name)
+
+
+def _plan(pattern: str) -> tuple[str, tuple[str, ...]]:
+    """What matching with the pattern needs of it, worked out once a run: the pattern up to a NUL,
+    one character a byte (the same text for ASCII), and for a pattern of `*` only its parts
+    between the stars (else ())."""
+    if "\0" in pattern:
+        pattern = pattern[:pattern.index("\0")]
+    wide = pattern if pattern.isascii() else _bytewise(pattern)
+    return wide, tuple(wide.split("*")) if "?" not in wide and "[" not in wide else ()
 
 
 def _bytewise(text: str) -> str:
@@ -86,10 +99,9 @@ def _bytewise(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _stars_only(pattern: str, name: str) -> bool:
-    parts = pattern.split("*")
+def _stars_only(parts: tuple[str, ...], name: str) -> bool:
     if len(parts) == 1:
-        return pattern == name
+        return parts[0] == name
     first, last = parts[0], parts[-1]
     if len(first) + len(last) > len(name) or not name.startswith(first) or not name.endswith(last):
         return False
