@@ -12,17 +12,14 @@ this run (unknown, not zero):
 
 from __future__ import annotations
 
-import marshal
 import os
-from zlib import crc32
 
 from .files import read_regular
 from .records import NamedTuple
+from .sealed import seal, unseal
 
-# Format 3, written: Python's marshal (built in, as the unit cache), (FORMAT, CRC-32 of the payload,
-# the payload), the payload marshalled apart: (boot_id, scope, taken_ns, {unit: the Counter's fields
-# as a tuple}). The checksum proves the payload is the writer's own, so its values are not each
-# checked again: it is read on every run, a third of the cost of parsing the text formats.
+# Format 3, written: sealed (sealed.py, as the unit cache): (boot_id, scope, taken_ns, {unit: the
+# Counter's fields as a tuple}); read on every run, a third of the cost of parsing the text formats.
 FORMAT = "agent-exporter-state/3"
 # Formats 1 and 2, still read (a state written before an upgrade keeps its counters): line-based text
 #   agent-exporter-state/2
@@ -66,10 +63,8 @@ class State(NamedTuple):
     counters: dict[str, Counter]
 
     def dumps(self) -> bytes:
-        # Built-in values only (str, int, float, None, tuple, dict): marshal refuses anything else itself.
-        payload = marshal.dumps((self.boot_id, self.scope, self.taken_ns,
-                                 {unit: tuple(c) for unit, c in self.counters.items()}))
-        return marshal.dumps((FORMAT, crc32(payload), payload))
+        return seal(FORMAT, (self.boot_id, self.scope, self.taken_ns,
+                             {unit: tuple(c) for unit, c in self.counters.items()}))
 
 
 def boot_id(proc_root: str = "/proc") -> str:
@@ -91,7 +86,7 @@ def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str
     except OSError as exc:
         return None, f"previous state {path} unreadable: {exc.strerror or exc}"
     # (the text formats begin with their name; marshal's first byte is a type code, never a letter)
-    found = _from_text(raw, path) if raw.startswith(b"agent-exporter-state/") else _from_marshal(raw, path)
+    found = _from_text(raw, path) if raw.startswith(b"agent-exporter-state/") else _from_sealed(raw, path)
     if isinstance(found, str):
         return None, found
     found_boot, found_scope, taken, counters = found
@@ -103,18 +98,16 @@ def load(path: str, current_boot_id: str, scope: str) -> tuple[State | None, str
     return State(found_boot, scope, taken, counters), None
 
 
-def _from_marshal(raw: bytes, path: str) -> State | str:
+def _from_sealed(raw: bytes, path: str) -> State | str:
     """Format 3, or why not."""
+    value, why = unseal(raw, FORMAT)
+    if why is not None:
+        return f"previous state {path} {why}"
     try:
-        fmt, crc, payload = marshal.loads(raw)  # noqa: S302
-        if fmt != FORMAT:
-            return f"previous state {path} has another format"
-        if type(payload) is not bytes or crc32(payload) != crc:
-            return f"previous state {path} is corrupt"
-        found_boot, found_scope, taken, counters = marshal.loads(payload)  # noqa: S302
+        found_boot, found_scope, taken, counters = value
         new = tuple.__new__
         return State(found_boot, found_scope, taken, {unit: new(Counter, c) for unit, c in counters.items()})
-    except (EOFError, ValueError, TypeError, AttributeError, MemoryError, RecursionError):
+    except (ValueError, TypeError, AttributeError):
         return f"previous state {path} is corrupt"
 
 

@@ -8,22 +8,19 @@ user and writable by nobody else (files.read_private), of this format, this boot
 and the writer's own: its payload carries its CRC-32. Anything else about it (missing, foreign,
 corrupt, too large) means a full run that writes it again, never a number taken from it.
 
-Layout: (FORMAT, CRC-32 of the payload, the payload), the payload marshalled apart: (boot_id, scope,
-unit_path, files_key, files, units), where units maps a unit name to (properties without the
-measured ones, the PIDs in its cgroup, the measured properties systemd knew). The checksum proves the
-payload is the one this writer made, so its ~25 values a unit are not each checked again on every
-run (that checking cost as much as reading the file: a twentieth of a steady run at 1000 units).
-Only `marshal`, `zlib` (its CRC-32) and the package's own hot-path modules are imported.
+Layout, sealed (sealed.py): (boot_id, scope, unit_path, files_key, files, units), where units maps a
+unit name to (properties without the measured ones, the PIDs in its cgroup, the measured properties
+systemd knew). The checksum is why its ~25 values a unit are not each checked again on every run.
+Only the package's own hot-path modules are imported.
 """
 
 from __future__ import annotations
 
-import marshal
 from sys import intern
-from zlib import crc32
 
 from .files import read_private
 from .records import NamedTuple
+from .sealed import UNREADABLE, seal, unseal
 from .unitfiles import DirsKey
 
 FORMAT = "agent-exporter-unit-cache/3"
@@ -57,10 +54,7 @@ class Cache(NamedTuple):
         # third of the file, 40% of its load time at 1000 units).
         units = {name: ({intern(k): intern(v) if len(v) <= _SHORT else v for k, v in e.props.items()},
                         e.procs, e.measured) for name, e in self.units.items()}
-        # Built-in values only (str, int, None, tuple, dict): marshal refuses anything else itself.
-        payload = marshal.dumps((self.boot_id, self.scope, self.unit_path, self.files_key,  # type: ignore[arg-type]
-                                 self.files, units))
-        return marshal.dumps((FORMAT, crc32(payload), payload))
+        return seal(FORMAT, (self.boot_id, self.scope, self.unit_path, self.files_key, self.files, units))
 
 
 def load(path: str, boot_id: str, scope: str) -> tuple[Cache | None, str | None]:
@@ -71,18 +65,16 @@ def load(path: str, boot_id: str, scope: str) -> tuple[Cache | None, str | None]
         return None, "no unit cache yet"
     except OSError as exc:
         return None, f"unit cache {path} not used: {exc.strerror or exc}"
+    value, why = unseal(raw, FORMAT)
+    if why is not None:
+        return None, f"unit cache {path} {why}"
     try:
-        fmt, crc, payload = marshal.loads(raw)  # noqa: S302
-        if fmt != FORMAT:
-            return None, f"unit cache {path} has another format"
-        if type(payload) is not bytes or crc32(payload) != crc:
-            return None, f"unit cache {path} is corrupt"
-        found_boot, found_scope, unit_path, files_key, files, units = marshal.loads(payload)  # noqa: S302
+        found_boot, found_scope, unit_path, files_key, files, units = value
         if found_boot != boot_id or found_scope != scope:
             return None, f"unit cache {path} is from another boot or scope"
         new = tuple.__new__
         cache = Cache(boot_id, scope, unit_path, files_key, files,
                       {name: new(Entry, value) for name, value in units.items()})
-    except (EOFError, ValueError, TypeError, AttributeError, MemoryError, RecursionError):
+    except UNREADABLE:
         return None, f"unit cache {path} is corrupt"
     return cache, None
